@@ -1,0 +1,20 @@
+// veclut: vector-LUT ternary and 2-bit matmul for ggml's CPU backend.
+// The one header of the extension: type ids and the entry points ggml calls.
+#pragma once
+
+#include "ggml-backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// The CPU extra buffer type that claims MUL_MAT / MUL_MAT_ID on veclut-accelerated weights
+// and repacks them at load time. Registered by patches/0002 in ggml-cpu.cpp.
+ggml_backend_buffer_type_t ggml_backend_veclut_buffer_type(void);
+
+// Name of the buffer type as ggml reports it (buffer lists, llama.cpp logs).
+#define VECLUT_BUFFER_TYPE_NAME "CPU_VECLUT"
+
+#ifdef __cplusplus
+}
+#endif

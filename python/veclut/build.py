@@ -1,0 +1,102 @@
+"""`veclut build`: configure and build one profile with CMake + Ninja, then bind Python to it."""
+
+import hashlib
+import os
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import atomic, bindings, ui
+from .config import BuildProfile, load_profile, load_upstream
+from .errors import VeclutError
+from .patching import ensure_patched
+from .paths import profile_build_dir, project_root
+from .toolchain import require_build_tools
+
+CONFIGURE_STAMP = "veclut-configure.stamp"
+_NINJA_STEP = re.compile(r"^\[(\d+)/(\d+)\]")
+
+
+@dataclass
+class BuildResult:
+    profile: BuildProfile
+    build_dir: Path
+    bin_dir: Path
+    up_to_date: bool
+
+
+def llama_cpp_dir(tree: Path) -> Path:
+    return tree / load_upstream().llama_cpp_dir
+
+
+def cmake_defines(profile: BuildProfile) -> dict[str, str]:
+    return {**profile.cmake, "GGML_VECLUT_DIR": str(project_root() / "ggml_ext")}
+
+
+def _configure_stamp(profile: BuildProfile, tree: Path) -> str:
+    text = repr(sorted(cmake_defines(profile).items())) + str(tree)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def configure(profile: BuildProfile, tree: Path, build_dir: Path) -> bool:
+    """Run CMake unless this exact configuration already succeeded; True if it ran."""
+    stamp_file = build_dir / CONFIGURE_STAMP
+    stamp = _configure_stamp(profile, tree)
+    if (build_dir / "build.ninja").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
+        return False
+    atomic.make_dirs(build_dir, "create the build directory")
+    stamp_file.unlink(missing_ok=True)  # an interrupted configure must run again
+    log = build_dir / "veclut-configure.log"
+    cmd = ["cmake", "-G", "Ninja", "-S", str(llama_cpp_dir(tree)), "-B", str(build_dir)]
+    cmd += [f"-D{k}={v}" for k, v in cmake_defines(profile).items()]
+    with ui.status(f"configuring profile {profile.name} (CMake)"), log.open("w") as handle:
+        code = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT).returncode
+    if code != 0:
+        ui.console.print(_tail(log), markup=False)
+        raise VeclutError(f"CMake could not configure profile {profile.name}; the log is {log}")
+    stamp_file.write_text(stamp)
+    return True
+
+
+def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
+    """Build the profile's targets with a progress bar; True if there was nothing to do."""
+    log = build_dir / "veclut-build.log"
+    cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *profile.targets]
+    env = {**os.environ, "NINJA_STATUS": "[%f/%t] "}
+    no_work = False
+    with log.open("w") as handle, ui.progress() as bar:
+        task = bar.add_task(f"building {profile.name}", total=None)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        for line in proc.stdout:
+            handle.write(line)
+            if match := _NINJA_STEP.match(line):
+                bar.update(task, completed=int(match[1]), total=int(match[2]))
+            no_work = no_work or "no work to do" in line
+        code = proc.wait()
+    if code != 0:
+        ui.console.print(_tail(log), markup=False)
+        raise VeclutError(f"building profile {profile.name} failed; the full log is {log}")
+    return no_work
+
+
+def build(profile_name: str = "native", jobs: int | None = None, bind: bool | None = None) -> BuildResult:
+    profile = load_profile(profile_name)
+    require_build_tools(profile.required_tools)
+    tree = ensure_patched()
+    build_dir = profile_build_dir(profile.name)
+    configured = configure(profile, tree, build_dir)
+    no_work = run_ninja(profile, build_dir, jobs)
+    result = BuildResult(profile, build_dir, build_dir / "bin", no_work and not configured)
+    if bind if bind is not None else profile.bind_python:
+        if not profile.host_runnable:
+            raise VeclutError(f"profile {profile.name} is cross-compiled; Python can only be bound to a profile that runs here")
+        bindings.bind(tree, llama_cpp_dir(tree), result.bin_dir)
+    return result

@@ -1,0 +1,103 @@
+"""The `veclut` command line: one subcommand per step of the flow (DESIGN.md section 2)."""
+
+import argparse
+import sys
+
+from . import __version__, ui
+from .errors import VeclutError
+
+
+def cmd_fetch(args) -> int:
+    from .upstream import fetch
+
+    fetch()
+    return 0
+
+
+def cmd_patch(args) -> int:
+    from . import patching
+
+    if args.check:
+        rows = patching.check_series()
+        for name, result in rows:
+            ui.out.print(f"{name}: {result}", markup=False)
+        failed = [r for r in rows if r[1] != "applies"]
+        if failed:
+            ui.error(failed[0][1])
+            return 1
+        ui.info(f"all {len(rows)} patches apply to the pinned tree")
+        return 0
+    if args.export:
+        names = patching.export_series()
+        ui.info(f"wrote {len(names)} patches and patches/series from {patching.source_tree()}")
+        return 0
+    patching.ensure_patched()
+    ui.info(f"patched tree ready at {patching.source_tree()}")
+    return 0
+
+
+def cmd_build(args) -> int:
+    from .build import build
+
+    result = build(args.profile, jobs=args.jobs, bind=args.bind)
+    if result.up_to_date:
+        ui.info(f"profile {result.profile.name} is up to date (nothing to rebuild)")
+    ui.info(f"programs and libraries: {result.bin_dir}")
+    missing = [t for t in result.profile.programs if not (result.bin_dir / t).exists()]
+    for program in result.profile.programs:
+        mark = "missing" if program in missing else "ok"
+        ui.out.print(f"  {result.bin_dir / program}  [{mark}]", markup=False)
+    if result.profile.runner:
+        ui.info(f"run its programs with: {' '.join(result.profile.runner)} PROGRAM")
+    if missing:
+        raise VeclutError(f"the build finished but {', '.join(missing)} is missing; check {result.build_dir}/veclut-build.log")
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from .doctor import run
+
+    return run()
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="veclut", description="Vector-LUT ternary and 2-bit kernels for llama.cpp.")
+    top.add_argument("--version", action="version", version=f"veclut {__version__}")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fetch", help="download, verify and unpack the pinned llama-cpp-python sdist")
+    p.set_defaults(func=cmd_fetch)
+
+    p = sub.add_parser("patch", help="apply patches/series to a clean copy of the pinned tree (build/src)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="only report whether every patch applies, and where one fails")
+    mode.add_argument("--export", action="store_true", help="write the commits in build/src back to patches/ (refresh)")
+    p.set_defaults(func=cmd_patch)
+
+    p = sub.add_parser("build", help="fetch, patch and build a profile; bind gguf and llama_cpp to it")
+    p.add_argument("--profile", default="native", help="build profile from configs/build (default: native)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel compile jobs (default: ninja's choice)")
+    bind = p.add_mutually_exclusive_group()
+    bind.add_argument("--bind", dest="bind", action="store_true", default=None, help="bind Python to this profile")
+    bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("doctor", help="check compilers, tools, CPU features, cache and build state")
+    p.set_defaults(func=cmd_doctor)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VeclutError as err:
+        ui.error(str(err))
+        return 1
+    except KeyboardInterrupt:
+        ui.error("interrupted; run the same command again to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Loading the declarative configs: the upstream pin and the build profiles."""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import VeclutError
+from .paths import configs_dir
+
+
+def load_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise VeclutError(f"config file {path} is missing; restore it from the veclut checkout") from None
+    except yaml.YAMLError as err:
+        raise VeclutError(f"config file {path} is not valid YAML ({err.__class__.__name__}); fix its syntax") from None
+    if not isinstance(data, dict):
+        raise VeclutError(f"config file {path} must hold a mapping of keys to values")
+    return data
+
+
+def _require(data: dict, path: Path, keys: dict) -> None:
+    for key, kind in keys.items():
+        if key not in data:
+            raise VeclutError(f"config file {path} lacks the key '{key}'; add it")
+        if not isinstance(data[key], kind):
+            raise VeclutError(f"config file {path}: '{key}' must be a {kind.__name__}")
+
+
+@dataclass(frozen=True)
+class UpstreamPin:
+    package: str
+    version: str
+    sdist: str
+    sha256: str
+    llama_cpp_commit: str
+    llama_cpp_dir: str
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.package}=={self.version}"
+
+
+def load_upstream(path: Path | None = None) -> UpstreamPin:
+    path = path or configs_dir() / "upstream.yaml"
+    data = load_yaml(path)
+    fields = {f: str for f in UpstreamPin.__dataclass_fields__}
+    _require(data, path, fields)
+    sha = data["sha256"].lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise VeclutError(f"config file {path}: sha256 must be 64 hex digits")
+    return UpstreamPin(**{**{k: data[k] for k in fields}, "sha256": sha})
+
+
+LIBRARY_TARGETS = ("llama", "ggml", "ggml-base", "ggml-cpu")
+
+
+@dataclass(frozen=True)
+class BuildProfile:
+    name: str
+    description: str
+    cmake: dict = field(default_factory=dict)
+    targets: tuple = ()
+    runner: tuple = ()           # prefix to run the profile's programs (e.g. qemu-user)
+    bind_python: bool = False    # bind llama_cpp / gguf to this build
+    host_runnable: bool = True
+    required_tools: tuple = ()   # (program, debian package) pairs beyond the defaults
+
+    @property
+    def programs(self) -> tuple:
+        """Targets that are executables in bin/ (the rest are the libraries)."""
+        return tuple(t for t in self.targets if t not in LIBRARY_TARGETS)
+
+
+def profile_files(directory: Path | None = None) -> dict[str, Path]:
+    directory = directory or configs_dir() / "build"
+    return {p.stem: p for p in sorted(directory.glob("*.yaml")) if not p.stem.startswith("_")}
+
+
+def load_shared(directory: Path) -> dict:
+    """The settings all profiles start from (configs/build/_shared.yaml)."""
+    path = directory / "_shared.yaml"
+    return load_yaml(path) if path.exists() else {}
+
+
+def load_profile(name: str, directory: Path | None = None) -> BuildProfile:
+    directory = directory or configs_dir() / "build"
+    files = profile_files(directory)
+    if name not in files:
+        known = ", ".join(files) or "none"
+        raise VeclutError(f"unknown build profile '{name}'; known profiles: {known}")
+    path = files[name]
+    data = load_yaml(path)
+    _require(data, path, {"description": str, "targets": (list, str)})
+    shared = load_shared(directory)
+    targets = data["targets"]
+    if isinstance(targets, str):  # the name of a shared target set
+        sets = shared.get("target_sets") or {}
+        if targets not in sets:
+            raise VeclutError(f"config file {path}: target set '{targets}' is not defined in _shared.yaml")
+        targets = sets[targets]
+    merged = {**(shared.get("cmake") or {}), **(data.get("cmake") or {})}
+    cmake = {k: _cmake_value(v) for k, v in merged.items()}
+    tools = tuple((t["program"], t["debian"]) for t in data.get("required_tools", []))
+    return BuildProfile(
+        name=name,
+        description=data["description"],
+        cmake=cmake,
+        targets=tuple(targets),
+        runner=tuple(data.get("runner", [])),
+        bind_python=bool(data.get("bind_python", False)),
+        host_runnable=bool(data.get("host_runnable", True)),
+        required_tools=tools,
+    )
+
+
+def _cmake_value(value) -> str:
+    if isinstance(value, bool):
+        return "ON" if value else "OFF"
+    return str(value)
