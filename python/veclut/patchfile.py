@@ -86,9 +86,13 @@ def parse_patch(path: Path) -> Patch:
 
 
 def changed_lines(path: Path) -> int:
-    """Lines added or removed by a patch (the size the series is judged by)."""
-    count = 0
+    """Lines added or removed inside hunks (the size the series is judged by)."""
+    count, in_hunk = 0, False
     for line in path.read_text().splitlines():
-        if line.startswith(("+", "-")) and not line.startswith(("+++", "---")):
+        if line.startswith("diff --git "):
+            in_hunk = False
+        elif line.startswith("@@"):
+            in_hunk = True
+        elif in_hunk and line[:1] in ("+", "-"):
             count += 1
     return count

@@ -1,0 +1,64 @@
+"""Shared fixtures: builds happen once per session and are reused by every test that needs one."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--full", action="store_true", help="also run the full kernel matrix (slow)")
+    parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64",
+                     help="build profiles the build-backed tests cover (comma-separated)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--full"):
+        return
+    skip = pytest.mark.skip(reason="full matrix: run with --full")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def run_veclut(*args, env=None, cwd=None, timeout=3600):
+    """Run the CLI as a user would; returns the CompletedProcess (text)."""
+    return subprocess.run([sys.executable, "-m", "veclut.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
+
+
+class _Builds:
+    """Builds requested by tests, each once per session."""
+
+    def __init__(self):
+        self.results = {}
+
+    def get(self, profile: str):
+        if profile not in self.results:
+            from veclut.build import build
+
+            self.results[profile] = build(profile, bind=(profile == "native"))
+        return self.results[profile]
+
+
+@pytest.fixture(scope="session")
+def builds():
+    return _Builds()
+
+
+@pytest.fixture(scope="session")
+def native_build(builds):
+    return builds.get("native")
+
+
+def selected_profiles(config) -> list[str]:
+    return [p for p in config.getoption("--profiles").split(",") if p]
+
+
+def pytest_generate_tests(metafunc):
+    if "profile_name" in metafunc.fixturenames:
+        metafunc.parametrize("profile_name", selected_profiles(metafunc.config))

@@ -1,0 +1,56 @@
+"""The command line as a user meets it: one sentence, a non-zero exit, no traceback."""
+
+import os
+import shutil
+import sys
+
+from conftest import run_veclut
+
+
+def _assert_one_clear_error(result, *phrases):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert "veclut: error:" in result.stderr
+    for phrase in phrases:
+        assert phrase in " ".join(result.stderr.split()), result.stderr
+
+
+def test_unknown_profile_lists_the_known_ones():
+    result = run_veclut("build", "--profile", "nope")
+    _assert_one_clear_error(result, "unknown build profile 'nope'", "native", "arm64")
+
+
+def test_missing_build_tool_names_the_debian_package(tmp_path):
+    # a PATH with every build tool except ninja
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cmake", "cc", "c++", "git", "gcc", "g++"):
+        found = shutil.which(tool)
+        if found:
+            os.symlink(found, bin_dir / tool)
+    result = run_veclut("build", env={"PATH": str(bin_dir), "VECLUT_BUILD_DIR": str(tmp_path / "b")})
+    _assert_one_clear_error(result, "ninja is not installed", "apt-get install ninja-build")
+    assert not (tmp_path / "b").exists(), "nothing is created before the check"
+
+
+def test_missing_compiler_names_the_debian_package(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("cmake", "ninja", "git"):
+        os.symlink(shutil.which(tool), bin_dir / tool)
+    result = run_veclut("build", env={"PATH": str(bin_dir)})
+    _assert_one_clear_error(result, "cc is not installed", "apt-get install gcc")
+
+
+def test_help_lists_the_steps():
+    result = run_veclut("--help")
+    assert result.returncode == 0
+    for step in ("fetch", "patch", "build", "doctor"):
+        assert step in result.stdout
+
+
+def test_doctor_reports_tools_and_cpu():
+    result = run_veclut("doctor")
+    assert "python" in result.stdout and "cmake" in result.stdout
+    assert "cpu AVX2" in result.stdout
+    assert result.returncode in (0, 1)
