@@ -51,7 +51,7 @@ def link_libraries(package_dir: Path, bin_dir: Path) -> None:
         link = lib_dir / name
         tmp = lib_dir / f".veclut-tmp-{os.getpid()}-{name}"
         tmp.unlink(missing_ok=True)
-        tmp.symlink_to(target.resolve())
+        tmp.symlink_to(target.absolute())  # the unversioned name: survives a soname bump
         os.replace(tmp, link)
 
 

@@ -67,19 +67,21 @@ def configure(profile: BuildProfile, tree: Path, build_dir: Path) -> bool:
 
 
 def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
-    """Build the profile's targets with a progress bar; True if there was nothing to do."""
+    """Build the profile's targets with a progress bar; True if nothing was compiled or linked.
+
+    (llama.cpp's UI-asset step runs on every build, so "ninja: no work to do" never appears.)"""
     log = build_dir / "veclut-build.log"
     cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *profile.targets]
     env = {**os.environ, "NINJA_STATUS": "[%f/%t] "}
-    no_work = False
-    with log.open("w") as handle, ui.progress() as bar:
+    no_work = True
+    with log.open("w", buffering=1) as handle, ui.progress() as bar:
         task = bar.add_task(f"building {profile.name}", total=None)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
             handle.write(line)
             if match := _NINJA_STEP.match(line):
                 bar.update(task, completed=int(match[1]), total=int(match[2]))
-            no_work = no_work or "no work to do" in line
+                no_work = no_work and not line[match.end():].startswith(("Building", "Linking"))
         code = proc.wait()
     if code != 0:
         ui.console.print(_tail(log), markup=False)
