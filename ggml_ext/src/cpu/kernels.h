@@ -1,0 +1,44 @@
+// The kernel interface: one set of functions per ISA (scalar reference, AVX2, AVX-512, NEON),
+// chosen at run time. The orchestration in matmul.cpp (threads, tiles, chunks) is shared.
+#pragma once
+
+#include "packed.h"
+
+#ifndef GGML_COMMON_DECL
+#define GGML_COMMON_DECL_CPP
+#endif
+#include "ggml-common.h"  // block_q8_K: activations, one absmax scale per 256-block per token
+
+namespace veclut {
+
+struct kernel_set {
+    const char * name;
+    int tile_n;         // tokens per table tile (entries of one table row)
+    int lut_min_n;      // below this many tokens the dot-product path is faster
+
+    // Dot-product path (small N): for rows [row0, row0+nrows) and nt tokens, acts[n] points at
+    // token n's Q8_K blocks; out[r * out_stride + n] = sum over the row.
+    void (*dot)(const packed_weights & w, int64_t row0, int64_t nrows,
+                const block_q8_K * const * acts, int nt, float * out, int64_t out_stride);
+
+    // Vector-LUT path, table build: for block b and nt <= tile_n tokens, every table of the block:
+    // tables[(group_offset + code) * tile_n + n] = signed sum of token n's activations of that
+    // group selected by the code's trits. Also act_scale[n] = token n's block scale.
+    void (*build_tables)(layout kind, const block_q8_K * const * acts, int64_t b, int nt,
+                         int16_t * tables, float * act_scale);
+
+    // Vector-LUT path, lookups: rows [row0, row0+nrows), blocks [b0, b0+kb) whose tables (and
+    // scales) were built consecutively; acc[r * tile_n + n] += row scale * act scale * block sum.
+    void (*lut_accumulate)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                           const int16_t * tables, const float * act_scale, int nt, float * acc);
+};
+
+const kernel_set & scalar_kernels();
+
+// Integer dot product of one 256-block of codes (layout order) with 256 Q8_K activations.
+int32_t dot_block(layout kind, const uint8_t * codes, const int8_t * q);
+
+// The kernels for this CPU (or the set named by VECLUT_KERNELS), with env overrides applied.
+const kernel_set & active_kernels();
+
+}  // namespace veclut

@@ -1,0 +1,97 @@
+#include "packed.h"
+
+#include "veclut-types.h"
+
+#include "ggml-impl.h"
+
+#include <cstring>
+
+namespace veclut {
+
+bool layout_for_type(ggml_type type, layout * out) {
+    switch ((int) type) {
+        case VECLUT_TYPE_I2_V: case GGML_TYPE_TQ2_0: *out = layout::i2; return true;
+        case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = layout::i1; return true;
+        default: return false;
+    }
+}
+
+static size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
+
+static int64_t rows_of(const ggml_tensor * t) { return t->ne[1] * t->ne[2] * t->ne[3]; }
+
+size_t packed_size(const ggml_tensor * t) {
+    layout kind;
+    if (!layout_for_type(t->type, &kind)) {
+        return ggml_nbytes(t);
+    }
+    const int64_t n = rows_of(t) * (t->ne[0] / VECLUT_QK);
+    return align64(n * info_of(kind).code_bytes) + n * sizeof(float);
+}
+
+packed_weights packed_view(const ggml_tensor * t) {
+    packed_weights w;
+    layout_for_type(t->type, &w.kind);
+    w.rows   = rows_of(t);
+    w.blocks = t->ne[0] / VECLUT_QK;
+    w.codes  = (const uint8_t *) t->data;
+    w.scales = (const float *) ((const char *) t->data + align64(w.rows * w.blocks * info_of(w.kind).code_bytes));
+    return w;
+}
+
+// One block of any accelerated source type, as trits and its fp16 scale.
+static void source_trits(ggml_type type, const char * block, int8_t * trits, uint16_t * d, const ggml_tensor * t) {
+    switch ((int) type) {
+        case VECLUT_TYPE_I2_V: {
+            const auto * x = (const veclut_block_i2_v *) block;
+            veclut_i2_v_to_trits(x, trits);
+            *d = x->d;
+        } break;
+        case VECLUT_TYPE_I1_V: {
+            const auto * x = (const veclut_block_i1_v *) block;
+            veclut_i1_v_to_trits(x, trits);
+            *d = x->d;
+        } break;
+        case GGML_TYPE_TQ2_0:
+            if (!veclut_tq2_0_to_trits(block, trits, d)) {
+                GGML_ABORT("veclut: TQ2_0 tensor '%s' holds the value +2, which is not ternary; "
+                           "run with VECLUT_NO_UPSTREAM=1 to use upstream's TQ2_0 kernel for it", t->name);
+            }
+            break;
+        case GGML_TYPE_TQ1_0:
+            veclut_tq1_0_to_trits(block, trits, d);
+            break;
+        default:
+            GGML_ABORT("veclut: type %s cannot be repacked", ggml_type_name(type));
+    }
+}
+
+void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows) {
+    const packed_weights w = packed_view(t);
+    const layout_info li = info_of(w.kind);
+    const size_t block_size = ggml_type_size(t->type);
+    uint8_t * codes  = const_cast<uint8_t *>(w.codes);
+    float   * scales = const_cast<float *>(w.scales);
+    int8_t trits[VECLUT_QK];
+    for (int64_t r = row0; r < row0 + nrows; ++r) {
+        const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
+        for (int64_t b = 0; b < w.blocks; ++b) {
+            uint16_t d;
+            source_trits(t->type, src + b * block_size, trits, &d, t);
+            uint8_t * out = codes + (r * w.blocks + b) * li.code_bytes;
+            if (w.kind == layout::i2) {
+                veclut_block_i2_v blk;
+                veclut_i2_v_from_trits(trits, &blk);
+                memcpy(out, blk.qs, sizeof(blk.qs));
+            } else {
+                veclut_block_i1_v blk;
+                veclut_i1_v_from_trits(trits, &blk);
+                memcpy(out, blk.qs, sizeof(blk.qs));
+                memcpy(out + sizeof(blk.qs), blk.qh, sizeof(blk.qh));
+            }
+            scales[r * w.blocks + b] = GGML_FP16_TO_FP32(d);
+        }
+    }
+}
+
+}  // namespace veclut

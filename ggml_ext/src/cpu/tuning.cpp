@@ -1,0 +1,40 @@
+#include "tuning.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <unistd.h>
+
+namespace veclut {
+
+static long env_long(const char * name, long fallback) {
+    const char * value = std::getenv(name);
+    if (value == nullptr || *value == '\0') {
+        return fallback;
+    }
+    const long parsed = std::strtol(value, nullptr, 10);
+    return parsed > 0 ? parsed : fallback;
+}
+
+static long l2_bytes() {
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long size = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (size > 0) {
+        return size;
+    }
+#endif
+    return 1L << 20;  // 1 MiB: common per-core L2 of current x86 and Arm cores
+}
+
+tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
+    tiles t;
+    t.tile_n    = k.tile_n;
+    t.lut_min_n = (int) env_long("VECLUT_LUT_MIN_N", k.lut_min_n);
+    // tables of kb blocks take about half of L2, so the weights streaming past do not evict them
+    const long per_block = (long) info_of(kind).table_entries * k.tile_n * (long) sizeof(int16_t);
+    const long fit = std::max(1L, l2_bytes() / 2 / per_block);
+    t.kb        = std::min<int64_t>(blocks, env_long("VECLUT_TILE_KB", fit));
+    t.row_chunk = env_long("VECLUT_ROW_CHUNK", 16);
+    return t;
+}
+
+}  // namespace veclut
