@@ -1,0 +1,75 @@
+"""The kernel equivalence matrix (configs/check/matrix.yaml) run through test-veclut."""
+
+import json
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import BuildProfile, load_yaml
+from .errors import VeclutError
+from .paths import configs_dir
+
+ENTRY_KEYS = ("shapes", "tokens", "threads", "inputs", "variants", "paths")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One test-veclut invocation: all cases of an entry for one path."""
+    shapes: tuple
+    tokens: tuple
+    threads: tuple
+    inputs: tuple
+    variants: tuple
+    path: str
+
+    def args(self) -> list[str]:
+        join = lambda items: ",".join(str(i) for i in items)  # noqa: E731
+        return ["--shapes", join(self.shapes), "--tokens", join(self.tokens), "--threads", join(self.threads),
+                "--inputs", join(self.inputs), "--variants", join(self.variants), "--path", self.path]
+
+    @property
+    def cases(self) -> int:
+        return len(self.shapes) * len(self.tokens) * len(self.threads) * len(self.inputs) * len(self.variants)
+
+
+def load_matrix(level: str, path: Path | None = None) -> list[Run]:
+    path = path or configs_dir() / "check" / "matrix.yaml"
+    data = load_yaml(path)
+    if level not in data:
+        raise VeclutError(f"{path} has no '{level}' matrix; known: {', '.join(data)}")
+    runs = []
+    for number, entry in enumerate(data[level], 1):
+        missing = [k for k in ENTRY_KEYS if k not in entry]
+        if missing:
+            raise VeclutError(f"{path}: entry {number} of '{level}' lacks {', '.join(missing)}")
+        for path_name in entry["paths"]:
+            runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name))
+    return runs
+
+
+def run_matrix(profile: BuildProfile, bin_dir: Path, runs: list[Run], timeout: int = 3600) -> list[dict]:
+    """All result rows; raises if test-veclut crashes (a failed case is a row with pass=false)."""
+    rows = []
+    for run in runs:
+        cmd = [*profile.runner, str(bin_dir / "test-veclut"), *run.args()]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+        if result.returncode not in (0, 1) or len(got) != run.cases:
+            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise VeclutError(f"test-veclut stopped after {len(got)} of {run.cases} cases "
+                              f"(exit {result.returncode}: {tail}); rerun it by hand: {' '.join(cmd)}")
+        rows.extend(got)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict[str, dict]:
+    """Worst NMSE per variant against float64 and against upstream, and the failures."""
+    out: dict[str, dict] = {}
+    for row in rows:
+        s = out.setdefault(row["variant"], {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
+        s["cases"] += 1
+        s["failed"] += 0 if row["pass"] else 1
+        s["worst_nmse_ref"] = max(s["worst_nmse_ref"], row["nmse_ref"])
+        s["worst_nmse_upstream"] = max(s["worst_nmse_upstream"], row["nmse_upstream"])
+    return out
+

@@ -1,0 +1,38 @@
+"""The kernel equivalence matrix on every build profile: veclut vs float64 vs upstream."""
+
+import pytest
+
+from veclut.matrix import load_matrix, run_matrix, summarize
+
+pytestmark = pytest.mark.build
+
+
+def _check(builds, profile_name, level):
+    result = builds.get(profile_name)
+    rows = run_matrix(result.profile, result.bin_dir, load_matrix(level))
+    summary = summarize(rows)
+    failed = [r for r in rows if not r["pass"]]
+    report = "\n".join(f"{v}: {s}" for v, s in summary.items())
+    assert not failed, f"{len(failed)} failing cases, first: {failed[0]}\n{report}"
+    assert all(r["lossless"] for r in rows)
+    # every variant of the matrix ran
+    assert {"I2_V", "I1_V", "TQ2_0+", "TQ1_0+"} <= set(summary)
+
+
+def test_quick_matrix(builds, profile_name):
+    _check(builds, profile_name, "quick")
+
+
+@pytest.mark.slow
+def test_full_matrix(builds, profile_name):
+    _check(builds, profile_name, "full")
+
+
+def test_matrix_config_parses():
+    runs = load_matrix("quick")
+    assert any(r.path == "lut" for r in runs) and any(r.path == "dot" for r in runs)
+    full = load_matrix("full")
+    shapes = {s for r in full for s in r.shapes}
+    assert {"2560x2560", "14336x4096", "4096x14336", "2048x8192"} <= shapes
+    tokens = {n for r in full for n in r.tokens}
+    assert {1, 2, 7, 8, 31, 32, 33, 64, 255, 256, 257, 512} <= tokens
