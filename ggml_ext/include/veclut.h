@@ -12,6 +12,11 @@ extern "C" {
 // and repacks them at load time. Registered by patches/0002 in ggml-cpu.cpp.
 ggml_backend_buffer_type_t ggml_backend_veclut_buffer_type(void);
 
+// Kernel sets compiled into this build, best first, comma-separated ("avx512,avx2,scalar"),
+// and the one in use (VECLUT_KERNELS=<name> picks another for the process).
+const char * veclut_kernel_sets(void);
+const char * veclut_active_kernel_set(void);
+
 // Name of the buffer type as ggml reports it (buffer lists, llama.cpp logs).
 #define VECLUT_BUFFER_TYPE_NAME "CPU_VECLUT"
 

@@ -28,6 +28,8 @@ int main() {
         }
     }
     printf("veclut_registered: %s\n", found ? "yes" : "no");
+    printf("kernel_sets: %s\n", veclut_kernel_sets());
+    printf("active_kernel_set: %s\n", veclut_active_kernel_set());
 
     struct { const char * name; int (*has)(void); } features[] = {
         {"avx2", ggml_cpu_has_avx2},           {"avx512", ggml_cpu_has_avx512},

@@ -1,6 +1,7 @@
 """The kernel equivalence matrix (configs/check/matrix.yaml) run through test-veclut."""
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,26 +48,45 @@ def load_matrix(level: str, path: Path | None = None) -> list[Run]:
     return runs
 
 
+def kernel_sets(profile: BuildProfile, bin_dir: Path) -> list[str]:
+    """The kernel sets compiled into a build, as the library itself reports them."""
+    result = subprocess.run([*profile.runner, str(bin_dir / "veclut-info")], capture_output=True, text=True, timeout=600)
+    for line in result.stdout.splitlines():
+        if line.startswith("kernel_sets:"):
+            return [s for s in line.split(":", 1)[1].strip().split(",") if s]
+    raise VeclutError(f"veclut-info of profile {profile.name} reports no kernel sets; rebuild it with `veclut build --profile {profile.name}`")
+
+
 def run_matrix(profile: BuildProfile, bin_dir: Path, runs: list[Run], timeout: int = 3600) -> list[dict]:
-    """All result rows; raises if test-veclut crashes (a failed case is a row with pass=false)."""
+    """All result rows, for every kernel set of the build; raises if test-veclut crashes
+    (a failed case is a row with pass=false)."""
     rows = []
+    for kernels in kernel_sets(profile, bin_dir):
+        for row in _run_kernel_set(profile, bin_dir, runs, kernels, timeout):
+            rows.append({**row, "kernels": kernels})
+    return rows
+
+
+def _run_kernel_set(profile: BuildProfile, bin_dir: Path, runs: list[Run], kernels: str, timeout: int) -> list[dict]:
+    rows = []
+    env = {**os.environ, "VECLUT_KERNELS": kernels}
     for run in runs:
         cmd = [*profile.runner, str(bin_dir / "test-veclut"), *run.args()]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if result.returncode not in (0, 1) or len(got) != run.cases:
             tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise VeclutError(f"test-veclut stopped after {len(got)} of {run.cases} cases "
-                              f"(exit {result.returncode}: {tail}); rerun it by hand: {' '.join(cmd)}")
+            raise VeclutError(f"test-veclut ({kernels} kernels) stopped after {len(got)} of {run.cases} cases "
+                              f"(exit {result.returncode}: {tail}); rerun it by hand: VECLUT_KERNELS={kernels} {' '.join(cmd)}")
         rows.extend(got)
     return rows
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:
-    """Worst NMSE per variant against float64 and against upstream, and the failures."""
+    """Worst NMSE per (kernel set, variant) against float64 and against upstream, and the failures."""
     out: dict[str, dict] = {}
     for row in rows:
-        s = out.setdefault(row["variant"], {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
+        s = out.setdefault(f"{row.get('kernels', '?')}/{row['variant']}", {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
         s["cases"] += 1
         s["failed"] += 0 if row["pass"] else 1
         s["worst_nmse_ref"] = max(s["worst_nmse_ref"], row["nmse_ref"])

@@ -2,25 +2,35 @@
 
 #include "kernels.h"
 
+#include "veclut.h"
+
 #include "ggml-impl.h"
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 namespace veclut {
 
+// best first; a SIMD set is present only if ggml-cpu was compiled for its ISA
+static std::vector<const kernel_set *> candidates() {
+    return {avx512_kernels(), avx2_kernels(), neon_kernels(), &scalar_kernels()};
+}
+
 static const kernel_set & choose() {
-    const kernel_set * candidates[] = {&scalar_kernels()};  // best first; SIMD sets join here
     const char * wanted = std::getenv("VECLUT_KERNELS");
-    if (wanted == nullptr || *wanted == '\0') {
-        return *candidates[0];
-    }
-    for (const kernel_set * k : candidates) {
-        if (std::strcmp(k->name, wanted) == 0) {
+    std::string available;
+    for (const kernel_set * k : candidates()) {
+        if (k == nullptr) {
+            continue;
+        }
+        if (wanted == nullptr || *wanted == '\0' || std::strcmp(k->name, wanted) == 0) {
             return *k;
         }
+        available += available.empty() ? k->name : std::string(", ") + k->name;
     }
-    GGML_ABORT("veclut: VECLUT_KERNELS=%s is not available in this build on this CPU (try: scalar)", wanted);
+    GGML_ABORT("veclut: VECLUT_KERNELS=%s is not available in this build (available: %s)", wanted, available.c_str());
 }
 
 const kernel_set & active_kernels() {
@@ -29,3 +39,20 @@ const kernel_set & active_kernels() {
 }
 
 }  // namespace veclut
+
+extern "C" const char * veclut_kernel_sets(void) {
+    static const std::string names = [] {
+        std::string out;
+        for (const veclut::kernel_set * k : veclut::candidates()) {
+            if (k != nullptr) {
+                out += out.empty() ? k->name : std::string(",") + k->name;
+            }
+        }
+        return out;
+    }();
+    return names.c_str();
+}
+
+extern "C" const char * veclut_active_kernel_set(void) {
+    return veclut::active_kernels().name;
+}

@@ -34,6 +34,10 @@ struct kernel_set {
 };
 
 const kernel_set & scalar_kernels();
+// SIMD sets: nullptr when this build was not compiled for the ISA.
+const kernel_set * avx512_kernels();
+const kernel_set * avx2_kernels();
+const kernel_set * neon_kernels();
 
 // Integer dot product of one 256-block of codes (layout order) with 256 Q8_K activations.
 int32_t dot_block(layout kind, const uint8_t * codes, const int8_t * q);
