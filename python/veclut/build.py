@@ -11,7 +11,7 @@ from . import atomic, bindings, ui
 from .config import BuildProfile, load_profile, load_upstream
 from .errors import VeclutError
 from .patching import ensure_patched
-from .paths import profile_build_dir, project_root
+from .paths import build_root, profile_build_dir, project_root
 from .toolchain import require_build_tools
 
 CONFIGURE_STAMP = "veclut-configure.stamp"
@@ -66,13 +66,19 @@ def configure(profile: BuildProfile, tree: Path, build_dir: Path) -> bool:
     return True
 
 
+def _ccache_env() -> dict[str, str]:
+    """ccache keys on paths relative to checkout and build, so another clone (CI) reuses the cache."""
+    base = os.path.commonpath([project_root(), build_root()])
+    return {} if base == os.sep else {"CCACHE_BASEDIR": base, "CCACHE_NOHASHDIR": "true"}
+
+
 def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
     """Build the profile's targets with a progress bar; True if nothing was compiled or linked.
 
     (llama.cpp's UI-asset step runs on every build, so "ninja: no work to do" never appears.)"""
     log = build_dir / "veclut-build.log"
     cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *profile.targets]
-    env = {**os.environ, "NINJA_STATUS": "[%f/%t] "}
+    env = {**_ccache_env(), **os.environ, "NINJA_STATUS": "[%f/%t] "}
     no_work = True
     with log.open("w", buffering=1) as handle, ui.progress() as bar:
         task = bar.add_task(f"building {profile.name}", total=None)

@@ -67,6 +67,7 @@ class BuildProfile:
     bind_python: bool = False    # bind llama_cpp / gguf to this build
     host_runnable: bool = True
     required_tools: tuple = ()   # (program, debian package) pairs beyond the defaults
+    check_matrix: str = "quick"  # level of configs/check/matrix.yaml run on every check
 
     @property
     def programs(self) -> tuple:
@@ -113,6 +114,7 @@ def load_profile(name: str, directory: Path | None = None) -> BuildProfile:
         bind_python=bool(data.get("bind_python", False)),
         host_runnable=bool(data.get("host_runnable", True)),
         required_tools=tools,
+        check_matrix=str(data.get("check_matrix", "quick")),
     )
 
 
