@@ -87,7 +87,7 @@ def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
             handle.write(line)
             if match := _NINJA_STEP.match(line):
                 bar.update(task, completed=int(match[1]), total=int(match[2]))
-                no_work = no_work and not line[match.end():].startswith(("Building", "Linking"))
+                no_work = no_work and not line[match.end():].lstrip().startswith(("Building", "Linking"))
         code = proc.wait()
     if code != 0:
         ui.console.print(_tail(log), markup=False)
