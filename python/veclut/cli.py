@@ -2,6 +2,7 @@
 
 import argparse
 import sys
+from pathlib import Path
 
 from . import __version__, ui
 from .errors import VeclutError
@@ -54,6 +55,13 @@ def cmd_build(args) -> int:
     return 0
 
 
+def cmd_convert(args) -> int:
+    from .convert import run
+
+    run(args.src, args.out, args.type, ternarize=args.ternarize, force=args.force)
+    return 0
+
+
 def cmd_doctor(args) -> int:
     from .doctor import run
 
@@ -81,6 +89,15 @@ def parser() -> argparse.ArgumentParser:
     bind.add_argument("--bind", dest="bind", action="store_true", default=None, help="bind Python to this profile")
     bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
     p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("convert", help="convert a GGUF or an HF checkpoint of a ternary model to I2_V / I1_V")
+    p.add_argument("src", type=Path, help="GGUF file, or HF checkpoint directory (config.json, safetensors, tokenizer)")
+    p.add_argument("out", type=Path, help="output GGUF (never overwritten without --force)")
+    p.add_argument("--type", required=True, choices=["I2_V", "I1_V"], help="type of the ternary tensors")
+    p.add_argument("--ternarize", action="store_true",
+                   help="ternarise non-ternary linear weights with BitNet's absmean rule instead of refusing them")
+    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("doctor", help="check compilers, tools, CPU features, cache and build state")
     p.set_defaults(func=cmd_doctor)

@@ -1,0 +1,126 @@
+"""`veclut convert` on GGUF input: lossless for ternary tensors, refusals in one sentence,
+nothing left behind on failure, the input never touched."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from conftest import run_veclut
+
+pytestmark = pytest.mark.build
+
+
+def _ternary(rng, rows, k, scale):
+    return (rng.integers(-1, 2, (rows, k)) * np.float32(scale)).astype(np.float32)
+
+
+def _write(path, *, ternary_up=True):
+    import gguf
+    from gguf.quants import quantize
+
+    q = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(0)
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", rng.normal(size=(10, 256)).astype(np.float16))
+    w.add_tensor("blk.0.attn_norm.weight", np.ones(256, np.float32))
+    w.add_tensor("blk.0.attn_q.weight", _ternary(rng, 512, 256, 0.0123))
+    w.add_tensor("blk.0.ffn_down.weight", quantize(_ternary(rng, 256, 512, 0.5), q.TQ2_0), raw_dtype=q.TQ2_0)
+    w.add_tensor("blk.0.ffn_gate.weight", quantize(_ternary(rng, 64, 768, 0.25), q.TQ1_0), raw_dtype=q.TQ1_0)
+    w.add_tensor("blk.0.attn_k.weight", _ternary(rng, 64, 576, 0.125))
+    up = _ternary(rng, 512, 256, 0.0625) if ternary_up else rng.normal(size=(512, 256)).astype(np.float32)
+    w.add_tensor("blk.0.ffn_up.weight", up)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def _values(tensor):
+    from gguf.quants import dequantize
+
+    data = tensor.data if tensor.tensor_type in (0, 1) else dequantize(tensor.data, tensor.tensor_type)
+    return np.asarray(data, dtype=np.float32).reshape(-1)
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.parametrize("target, upstream", [("I2_V", "TQ2_0"), ("I1_V", "TQ1_0")])
+def test_ternary_gguf_converts_losslessly(native_build, tmp_path, target, upstream):
+    import gguf
+
+    src = _write(tmp_path / "in.gguf")
+    before = _digest(src)
+    out = tmp_path / "out.gguf"
+    result = run_veclut("convert", str(src), str(out), "--type", target)
+    assert result.returncode == 0, result.stderr
+    assert _digest(src) == before, "the input is never modified"
+    a, b = gguf.GGUFReader(src), gguf.GGUFReader(out)
+    types = {t.name: t.tensor_type.name for t in b.tensors}
+    assert types["blk.0.ffn_down.weight"] == target and types["blk.0.ffn_gate.weight"] == target
+    assert types["blk.0.attn_q.weight"] == target and types["blk.0.ffn_up.weight"] == target
+    assert types["blk.0.attn_k.weight"] == "F32", "a 576-long row keeps a type that fits"
+    assert types["token_embd.weight"] == "F16" and types["blk.0.attn_norm.weight"] == "F32"
+    assert "kept blk.0.attn_k.weight as F32: row length 576" in " ".join(result.stderr.split())
+    for x, y in zip(a.tensors, b.tensors):
+        if x.tensor_type.name in ("TQ2_0", "TQ1_0", "F16") or x.name.endswith("norm.weight") or x.name.endswith("attn_k.weight"):
+            assert np.array_equal(_values(x), _values(y)), x.name
+        else:  # ternary F32: same pattern, scale rounded to fp16
+            np.testing.assert_allclose(_values(y), _values(x), rtol=2 ** -11)
+    assert b.get_field("general.file_type").contents() == gguf.LlamaFileType[f"MOSTLY_{target}"]
+
+
+def test_non_ternary_tensor_is_refused_by_name(native_build, tmp_path):
+    src = _write(tmp_path / "in.gguf", ternary_up=False)
+    out = tmp_path / "out.gguf"
+    result = run_veclut("convert", str(src), str(out), "--type", "I2_V")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    message = " ".join(result.stderr.split())
+    assert "tensor blk.0.ffn_up.weight (F32, 256x512) is not ternary" in message and "--ternarize" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.gguf"], "nothing is left behind"
+    result = run_veclut("convert", str(src), str(out), "--type", "I2_V", "--ternarize")
+    assert result.returncode == 0, result.stderr
+    assert "ternarised blk.0.ffn_up.weight with the absmean rule" in " ".join(result.stderr.split())
+
+
+def test_existing_output_needs_force(native_build, tmp_path):
+    src = _write(tmp_path / "in.gguf")
+    out = tmp_path / "out.gguf"
+    out.write_text("precious")
+    result = run_veclut("convert", str(src), str(out), "--type", "I2_V")
+    assert result.returncode == 1 and "pass --force" in result.stderr
+    assert out.read_text() == "precious"
+    assert run_veclut("convert", str(src), str(out), "--type", "I2_V", "--force").returncode == 0
+    assert out.read_bytes()[:4] == b"GGUF"
+
+
+@pytest.mark.parametrize("case, phrase", [
+    ("same", "is the input"),
+    ("missing-dir", "does not exist; create it first"),
+    ("truncated", "is not a complete, valid GGUF file"),
+    ("not-gguf", "is not a complete, valid GGUF file"),
+    ("missing-src", "does not exist"),
+])
+def test_bad_paths_and_files_are_one_sentence(native_build, tmp_path, case, phrase):
+    src = _write(tmp_path / "in.gguf")
+    out = tmp_path / "out.gguf"
+    if case == "same":
+        out = src
+    elif case == "missing-dir":
+        out = tmp_path / "nope" / "out.gguf"
+    elif case == "truncated":
+        data = src.read_bytes()
+        src.write_bytes(data[: len(data) - 5000])
+    elif case == "not-gguf":
+        src.write_text("this is not a model\n" * 100)
+    elif case == "missing-src":
+        src = tmp_path / "absent.gguf"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    result = run_veclut("convert", str(src), str(out), "--type", "I1_V")
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr and phrase in " ".join(result.stderr.split())
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is left behind"
