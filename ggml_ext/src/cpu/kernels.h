@@ -17,9 +17,11 @@ struct kernel_set {
     int lut_min_n;      // below this many tokens the dot-product path is faster
 
     // Dot-product path (small N): for rows [row0, row0+nrows) and nt tokens, acts[n] points at
-    // token n's Q8_K blocks; out[r * out_stride + n] = sum over the row.
+    // token n's Q8_K blocks and prep + n * prep_stride at its prepared activations (see below);
+    // out[r * out_stride + n] = sum over the row.
     void (*dot)(const packed_weights & w, int64_t row0, int64_t nrows,
-                const block_q8_K * const * acts, int nt, float * out, int64_t out_stride);
+                const block_q8_K * const * acts, const uint8_t * prep, size_t prep_stride,
+                int nt, float * out, int64_t out_stride);
 
     // Vector-LUT path, table build: for block b and nt <= tile_n tokens, every table of the block:
     // tables[(group_offset + code) * tile_n + n] = signed sum of token n's activations of that
@@ -31,6 +33,12 @@ struct kernel_set {
     // scales) were built consecutively; acc[r * tile_n + n] += row scale * act scale * block sum.
     void (*lut_accumulate)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                            const int16_t * tables, const float * act_scale, int nt, float * acc);
+
+    // Optional (both nullptr if unused): activations rearranged once per MUL_MAT for the dot path
+    // (e.g. digit-major order for a VNNI dot product), shared by all threads like the Q8_K data:
+    // dot_prep_bytes(kind, blocks) bytes per token, written by dot_prepare from its Q8_K blocks.
+    size_t (*dot_prep_bytes)(layout kind, int64_t blocks);
+    void (*dot_prepare)(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out);
 };
 
 const kernel_set & scalar_kernels();

@@ -1,15 +1,288 @@
-// avx2 kernels (not written yet: the scalar set serves this ISA meanwhile).
+// AVX2 kernels, and the pieces every x86 set shares (kernels_x86.h).
+//
+// Vector LUT: a tile is 16 tokens, so one table entry (16 x int16) is one ymm register and one
+// weight code selects it with a single load-and-add. Overflow bound as in kernels_scalar.cpp:
+// every partial sum inside a 256-block is bounded by 256 * 127 = 32512 < 32767, and block sums
+// are widened to float once per block.
+//
+// Dot path: the codes are split as code = 9h + l (h by a 16-bit multiply-high with 7282 =
+// ceil(2^16 / 9), exact for codes < 32768), then each digit is one vpshufb of l or h (I1_V splits
+// h again); vpmaddubsw multiplies the digits (0..2, unsigned) with the prepared activations, and
+// the offset -sum(a) (digits are trit + 1) comes with the prepared data (see kernels_x86.h).
+// int16 bound of the pair sums: 8 vpmaddubsw results of |2*127 + 2*127| = 508 each, 4064.
 
 #include "kernels.h"
 
+#if defined(__AVX2__)
+
+#include "kernels_x86.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
 namespace veclut {
 
+namespace x86 {
+
+size_t prep_bytes(layout kind, int64_t blocks) {
+    return (size_t) blocks * (kind == layout::i2 ? 5 : 6) * 64;
+}
+
+void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out) {
+    const int D = kind == layout::i2 ? 4 : 5;
+    for (int64_t b = 0; b < blocks; ++b, out += (D + 1) * 64) {
+        const int8_t * q = act[b].qs;
+        int8_t * a = (int8_t *) out;
+        std::memset(a, 0, (D + 1) * 64);
+        if (kind == layout::i2) {
+            for (int g = 0; g < 64; ++g) {
+                for (int j = 0; j < 4; ++j) a[j * 64 + g] = q[4 * g + j];
+            }
+        } else {
+            for (int g = 0; g < 48; ++g) {
+                for (int j = 0; j < 5; ++j) a[j * 64 + g] = q[5 * g + j];
+            }
+            for (int t = 0; t < 4; ++t) {
+                for (int j = 0; j < 4; ++j) a[j * 64 + 48 + t] = q[240 + 4 * t + j];
+            }
+        }
+        int32_t sum = 0;
+        for (int k = 0; k < QK_K; ++k) sum += q[k];
+        const int32_t neg = -sum;
+        std::memcpy(out + D * 64, &neg, sizeof(neg));
+    }
+}
+
+namespace {
+
+// digits of 32 codes: d[0..D)
+template <int D>
+inline void digits(__m256i c, __m256i * d) {
+    const __m256i mod3 = _mm256_setr_epi8(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0,
+                                          0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0);
+    const __m256i div3 = _mm256_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5,
+                                          0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
+    const __m256i m9 = _mm256_set1_epi16(7282);
+    const __m256i he = _mm256_mulhi_epu16(_mm256_and_si256(c, _mm256_set1_epi16(0xFF)), m9);
+    const __m256i ho = _mm256_mulhi_epu16(_mm256_srli_epi16(c, 8), m9);
+    __m256i h = _mm256_or_si256(he, _mm256_slli_epi16(ho, 8));  // code / 9 (<= 28)
+    const __m256i l = _mm256_sub_epi8(c, _mm256_add_epi8(_mm256_slli_epi16(h, 3), h));  // h * 8 < 256: no spill
+    d[0] = _mm256_shuffle_epi8(mod3, l);
+    d[1] = _mm256_shuffle_epi8(div3, l);
+    if constexpr (D == 5) {  // h up to 26 (28 for the bytes past a block, whose activations are 0)
+        const __m256i ge9 = _mm256_cmpgt_epi8(h, _mm256_set1_epi8(8));
+        const __m256i ge18 = _mm256_cmpgt_epi8(h, _mm256_set1_epi8(17));
+        const __m256i nine = _mm256_set1_epi8(9);
+        d[4] = _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge9, ge18));
+        h = _mm256_sub_epi8(h, _mm256_add_epi8(_mm256_and_si256(ge9, nine), _mm256_and_si256(ge18, nine)));
+    }
+    d[2] = _mm256_shuffle_epi8(mod3, h);
+    d[3] = _mm256_shuffle_epi8(div3, h);
+}
+
+template <layout KIND, int NT>
+void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+           const uint8_t * prep, size_t prep_stride, float * out, int64_t out_stride) {
+    constexpr layout_info li = info_of(KIND);
+    constexpr int D = KIND == layout::i2 ? 4 : 5;
+    constexpr size_t PB = (D + 1) * 64;
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i tail_mask = _mm256_setr_epi32(-1, -1, -1, -1, -1, 0, 0, 0);  // I1_V: bytes 32..51
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * scales = w.row_scales(row0 + r);
+        __m256 f[NT];
+        for (int n = 0; n < NT; ++n) f[n] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {
+            __m256i d0[D], d1[D];
+            _mm_prefetch((const char *) codes + 4096, _MM_HINT_T0);
+            digits<D>(_mm256_loadu_si256((const __m256i *) codes), d0);
+            digits<D>(KIND == layout::i2 ? _mm256_loadu_si256((const __m256i *) (codes + 32))
+                                         : _mm256_maskload_epi32((const int *) (codes + 32), tail_mask), d1);
+            for (int n = 0; n < NT; ++n) {
+                const uint8_t * a = prep + n * prep_stride + b * PB;
+                __m256i s16 = _mm256_setzero_si256();
+                for (int j = 0; j < D; ++j) {
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(d0[j], _mm256_loadu_si256((const __m256i *) (a + j * 64))));
+                    s16 = _mm256_add_epi16(s16, _mm256_maddubs_epi16(d1[j], _mm256_loadu_si256((const __m256i *) (a + j * 64 + 32))));
+                }
+                const __m256i s = _mm256_add_epi32(_mm256_madd_epi16(s16, ones), _mm256_loadu_si256((const __m256i *) (a + D * 64)));
+                f[n] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(scales[b] * acts[n][b].d), f[n]);
+            }
+        }
+        for (int n = 0; n < NT; ++n) {
+            const __m128 h = _mm_add_ps(_mm256_castps256_ps128(f[n]), _mm256_extractf128_ps(f[n], 1));
+            const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            out[r * out_stride + n] = _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
+        }
+    }
+}
+
+template <layout KIND>
+void dot_k(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+           const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
+    for (int n0 = 0; n0 < nt; n0 += 4) {
+        const int m = nt - n0 < 4 ? nt - n0 : 4;
+        const uint8_t * p = prep + n0 * ps;
+        switch (m) {
+            case 1: dot_t<KIND, 1>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 2: dot_t<KIND, 2>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 3: dot_t<KIND, 3>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            default: dot_t<KIND, 4>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+        }
+    }
+}
+
+}  // namespace
+
+void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+              const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
+    if (w.kind == layout::i2) {
+        dot_k<layout::i2>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    } else {
+        dot_k<layout::i1>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    }
+}
+
+}  // namespace x86
+
+namespace {
+
+constexpr int TILE = 16;
+
+void transpose_acts(const block_q8_K * const * acts, int64_t b, int nt, int16_t * col) {
+    if (nt < TILE) {
+        std::memset(col, 0, QK_K * TILE * sizeof(int16_t));
+    }
+    for (int n = 0; n < nt; ++n) {
+        const int8_t * q = acts[n][b].qs;
+        for (int k = 0; k < QK_K; ++k) {
+            col[k * TILE + n] = q[k];
+        }
+    }
+}
+
+inline __m256i ld(const int16_t * p) { return _mm256_loadu_si256((const __m256i *) p); }
+inline void st(int16_t * p, __m256i v) { _mm256_storeu_si256((__m256i *) p, v); }
+
+// One group's table: entry(code) = sum_j (digit_j - 1) * a_j, digit by digit (one add per entry).
+inline void build_group(const int16_t * col, int width, int16_t * t) {
+    __m256i a[5];
+    __m256i base = _mm256_setzero_si256();
+    for (int j = 0; j < width; ++j) {
+        a[j] = ld(col + j * TILE);
+        base = _mm256_sub_epi16(base, a[j]);
+    }
+    st(t, base);
+    int span = 1;
+    for (int j = 0; j < width; ++j, span *= 3) {
+        const __m256i a2 = _mm256_add_epi16(a[j], a[j]);
+        for (int c = 0; c < span; ++c) {
+            const __m256i e = ld(t + c * TILE);
+            st(t + (c + span) * TILE, _mm256_add_epi16(e, a[j]));
+            st(t + (c + 2 * span) * TILE, _mm256_add_epi16(e, a2));
+        }
+    }
+}
+
+void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int nt, int16_t * tables, float * act_scale) {
+    alignas(64) int16_t col[QK_K * TILE];
+    transpose_acts(acts, b, nt, col);
+    const layout_info li = info_of(kind);
+    int16_t * t = tables;
+    for (int g = 0; g < li.groups5; ++g, t += 243 * TILE) {
+        build_group(col + 5 * g * TILE, 5, t);
+    }
+    for (int g = 0; g < li.groups4; ++g, t += 81 * TILE) {
+        build_group(col + (5 * li.groups5 + 4 * g) * TILE, 4, t);
+    }
+    for (int n = 0; n < TILE; ++n) {
+        act_scale[n] = n < nt ? acts[n][b].d : 0.0f;
+    }
+}
+
+inline __m256i entry(const int16_t * table, uint8_t code) { return ld(table + (size_t) code * TILE); }
+
+template <layout KIND>
+inline __m256i block_sum(const uint8_t * codes, const int16_t * t) {
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    if constexpr (KIND == layout::i2) {
+        for (int g = 0; g < 64; g += 2) {
+            s0 = _mm256_add_epi16(s0, entry(t + g * 81 * TILE, codes[g]));
+            s1 = _mm256_add_epi16(s1, entry(t + (g + 1) * 81 * TILE, codes[g + 1]));
+        }
+    } else {
+        for (int g = 0; g < 48; g += 2) {
+            s0 = _mm256_add_epi16(s0, entry(t + g * 243 * TILE, codes[g]));
+            s1 = _mm256_add_epi16(s1, entry(t + (g + 1) * 243 * TILE, codes[g + 1]));
+        }
+        const int16_t * t4 = t + 48 * 243 * TILE;
+        for (int g = 0; g < 4; g += 2) {
+            s0 = _mm256_add_epi16(s0, entry(t4 + g * 81 * TILE, codes[48 + g]));
+            s1 = _mm256_add_epi16(s1, entry(t4 + (g + 1) * 81 * TILE, codes[48 + g + 1]));
+        }
+    }
+    return _mm256_add_epi16(s0, s1);
+}
+
+// Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
+// hardware prefetcher does not follow: the kernel fetches those of a row PREFETCH_ROWS ahead.
+constexpr int64_t PREFETCH_ROWS = 32;
+
+template <layout KIND>
+void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                      const int16_t * tables, const float * act_scale, float * acc) {
+    constexpr layout_info li = info_of(KIND);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
+        const float * scales = w.row_scales(row0 + r) + b0;
+        float * out = acc + r * TILE;
+        if (row0 + r + PREFETCH_ROWS < w.rows) {
+            const char * ahead = (const char *) w.row_codes(row0 + r + PREFETCH_ROWS) + b0 * li.code_bytes;
+            for (int64_t off = 0; off < kb * li.code_bytes; off += 64) {
+                _mm_prefetch(ahead + off, _MM_HINT_T0);
+            }
+            _mm_prefetch(ahead + kb * li.code_bytes - 1, _MM_HINT_T0);
+        }
+        __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
+        for (int64_t b = 0; b < kb; ++b, codes += li.code_bytes) {
+            const __m256i s = block_sum<KIND>(codes, tables + b * li.table_entries * TILE);
+            const __m256 ws = _mm256_set1_ps(scales[b]);
+            const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+            const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+            f0 = _mm256_fmadd_ps(lo, _mm256_mul_ps(ws, _mm256_loadu_ps(act_scale + b * TILE)), f0);
+            f1 = _mm256_fmadd_ps(hi, _mm256_mul_ps(ws, _mm256_loadu_ps(act_scale + b * TILE + 8)), f1);
+        }
+        _mm256_storeu_ps(out, f0);
+        _mm256_storeu_ps(out + 8, f1);
+    }
+}
+
+void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                    const int16_t * tables, const float * act_scale, int, float * acc) {
+    if (w.kind == layout::i2) {
+        lut_accumulate_t<layout::i2>(w, row0, nrows, b0, kb, tables, act_scale, acc);
+    } else {
+        lut_accumulate_t<layout::i1>(w, row0, nrows, b0, kb, tables, act_scale, acc);
+    }
+}
+
+}  // namespace
+
 const kernel_set * avx2_kernels() {
-#if defined(__AVX2__)
-    return nullptr;
-#else
-    return nullptr;  // not compiled for this ISA
-#endif
+    static const kernel_set set = {
+        "avx2", TILE, 8, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
+    };
+    return &set;
 }
 
 }  // namespace veclut
+
+#else
+
+namespace veclut {
+const kernel_set * avx2_kernels() { return nullptr; }  // not compiled for this ISA
+}  // namespace veclut
+
+#endif

@@ -1,15 +1,272 @@
-// avx512 kernels (not written yet: the scalar set serves this ISA meanwhile).
+// AVX-512 kernels (F/BW/VL; the dot path uses VBMI and VNNI where the build allows them).
+//
+// Vector LUT: a tile is 32 tokens, so one table entry (32 x int16) is one zmm register and one
+// weight code selects it with a single load-and-add (vpaddw zmm, zmm, [table + code * 64]).
+// Tables are built from the activations transposed to token-minor order, one add per entry.
+//
+// Overflow bound: as in kernels_scalar.cpp, every entry and every partial sum inside one 256-block
+// is bounded by sum |q| <= 256 * 127 = 32512 < 32767 (Q8_K values are in [-127, 127], weights in
+// {-1, 0, 1}); the int16 block sums are widened to float with both scales once per block.
+//
+// Dot path (VBMI + VNNI): the activations of every token are prepared once per MUL_MAT in
+// digit-major order, a'_j[g] = activation of digit j of code g, so that one vpermi2b maps 64
+// codes to their digit j (0, 1, 2, unsigned) and one vpdpbusd multiplies them with a'_j. Digits
+// are trit + 1, so the block sum is sum(digit * a) - sum(a); -sum(a) is stored in lane 0 of an
+// offset vector that initialises the block's int32 accumulator.
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12: _mm512_undefined_* inside the intrinsics headers
+#endif
 
 #include "kernels.h"
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+
+#include "kernels_x86.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
 namespace veclut {
 
+namespace {
+
+constexpr int TILE = 32;
+
+// Activations of block b for nt tokens, transposed: col[k * TILE + n] (zero for n >= nt).
+void transpose_acts(const block_q8_K * const * acts, int64_t b, int nt, int16_t * col) {
+    if (nt < TILE) {
+        std::memset(col, 0, QK_K * TILE * sizeof(int16_t));
+    }
+    for (int n = 0; n < nt; ++n) {
+        const int8_t * q = acts[n][b].qs;
+        for (int k = 0; k < QK_K; ++k) {
+            col[k * TILE + n] = q[k];
+        }
+    }
+}
+
+// One group's table: entry(code) = sum_j (digit_j - 1) * a_j, digit by digit (one add per entry).
+inline void build_group(const int16_t * col, int width, int16_t * t) {
+    __m512i a[5];
+    __m512i base = _mm512_setzero_si512();
+    for (int j = 0; j < width; ++j) {
+        a[j] = _mm512_loadu_si512(col + j * TILE);
+        base = _mm512_sub_epi16(base, a[j]);
+    }
+    _mm512_storeu_si512(t, base);
+    int span = 1;
+    for (int j = 0; j < width; ++j, span *= 3) {
+        const __m512i a2 = _mm512_add_epi16(a[j], a[j]);
+        for (int c = 0; c < span; ++c) {
+            const __m512i e = _mm512_loadu_si512(t + c * TILE);
+            _mm512_storeu_si512(t + (c + span) * TILE, _mm512_add_epi16(e, a[j]));
+            _mm512_storeu_si512(t + (c + 2 * span) * TILE, _mm512_add_epi16(e, a2));
+        }
+    }
+}
+
+void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int nt, int16_t * tables, float * act_scale) {
+    alignas(64) int16_t col[QK_K * TILE];
+    transpose_acts(acts, b, nt, col);
+    const layout_info li = info_of(kind);
+    int16_t * t = tables;
+    for (int g = 0; g < li.groups5; ++g, t += 243 * TILE) {
+        build_group(col + 5 * g * TILE, 5, t);
+    }
+    for (int g = 0; g < li.groups4; ++g, t += 81 * TILE) {
+        build_group(col + (5 * li.groups5 + 4 * g) * TILE, 4, t);
+    }
+    for (int n = 0; n < TILE; ++n) {
+        act_scale[n] = n < nt ? acts[n][b].d : 0.0f;
+    }
+}
+
+inline __m512i entry(const int16_t * table, uint8_t code) {
+    return _mm512_loadu_si512(table + (size_t) code * TILE);
+}
+
+// Sum of one 256-block of one row: 64 lookups (I2) or 48 + 4 (I1), two accumulators for ILP.
+template <layout KIND>
+inline __m512i block_sum(const uint8_t * codes, const int16_t * t) {
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    if constexpr (KIND == layout::i2) {
+        for (int g = 0; g < 64; g += 2) {
+            s0 = _mm512_add_epi16(s0, entry(t + g * 81 * TILE, codes[g]));
+            s1 = _mm512_add_epi16(s1, entry(t + (g + 1) * 81 * TILE, codes[g + 1]));
+        }
+    } else {
+        for (int g = 0; g < 48; g += 2) {
+            s0 = _mm512_add_epi16(s0, entry(t + g * 243 * TILE, codes[g]));
+            s1 = _mm512_add_epi16(s1, entry(t + (g + 1) * 243 * TILE, codes[g + 1]));
+        }
+        const int16_t * t4 = t + 48 * 243 * TILE;
+        for (int g = 0; g < 4; g += 2) {
+            s0 = _mm512_add_epi16(s0, entry(t4 + g * 81 * TILE, codes[48 + g]));
+            s1 = _mm512_add_epi16(s1, entry(t4 + (g + 1) * 81 * TILE, codes[48 + g + 1]));
+        }
+    }
+    return _mm512_add_epi16(s0, s1);
+}
+
+// Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
+// hardware prefetcher does not follow: the kernel fetches those of a row PREFETCH_ROWS ahead.
+constexpr int64_t PREFETCH_ROWS = 32;
+
+template <layout KIND>
+void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                      const int16_t * tables, const float * act_scale, float * acc) {
+    constexpr layout_info li = info_of(KIND);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
+        const float * scales = w.row_scales(row0 + r) + b0;
+        float * out = acc + r * TILE;
+        if (row0 + r + PREFETCH_ROWS < w.rows) {
+            const char * ahead = (const char *) w.row_codes(row0 + r + PREFETCH_ROWS) + b0 * li.code_bytes;
+            for (int64_t off = 0; off < kb * li.code_bytes; off += 64) {
+                _mm_prefetch(ahead + off, _MM_HINT_T0);
+            }
+            _mm_prefetch(ahead + kb * li.code_bytes - 1, _MM_HINT_T0);
+        }
+        __m512 f0 = _mm512_loadu_ps(out), f1 = _mm512_loadu_ps(out + 16);
+        for (int64_t b = 0; b < kb; ++b, codes += li.code_bytes) {
+            const __m512i s = block_sum<KIND>(codes, tables + b * li.table_entries * TILE);
+            const __m512 ws = _mm512_set1_ps(scales[b]);
+            const __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(s)));
+            const __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s, 1)));
+            f0 = _mm512_fmadd_ps(lo, _mm512_mul_ps(ws, _mm512_loadu_ps(act_scale + b * TILE)), f0);
+            f1 = _mm512_fmadd_ps(hi, _mm512_mul_ps(ws, _mm512_loadu_ps(act_scale + b * TILE + 16)), f1);
+        }
+        _mm512_storeu_ps(out, f0);
+        _mm512_storeu_ps(out + 16, f1);
+    }
+}
+
+void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                    const int16_t * tables, const float * act_scale, int, float * acc) {
+    if (w.kind == layout::i2) {
+        lut_accumulate_t<layout::i2>(w, row0, nrows, b0, kb, tables, act_scale, acc);
+    } else {
+        lut_accumulate_t<layout::i1>(w, row0, nrows, b0, kb, tables, act_scale, acc);
+    }
+}
+
+#if defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
+
+// digit j (0..2) of every code 0..255 (codes above 242 never occur), as 2 x 128-byte tables per
+// digit for vpermi2b: lo = codes 0..127 (two zmm), hi = codes 128..255 (two zmm)
+struct digit_tables {
+    alignas(64) uint8_t d[5][256];
+    digit_tables() {
+        for (int c = 0; c < 256; ++c) {
+            int code = c;
+            for (int j = 0; j < 5; ++j, code /= 3) {
+                d[j][c] = (uint8_t) (c < 243 ? code % 3 : 0);
+            }
+        }
+    }
+};
+const digit_tables DIGITS;
+
+// per 64 codes: digit j of each code, from tables in registers
+inline __m512i digits_lo(__m512i codes, const __m512i * tab) {  // codes < 128
+    return _mm512_permutex2var_epi8(tab[0], codes, tab[1]);
+}
+
+template <layout KIND, int NT>
+void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+           const uint8_t * prep, size_t prep_stride, float * out, int64_t out_stride) {
+    constexpr layout_info li = info_of(KIND);
+    constexpr int D = KIND == layout::i2 ? 4 : 5;  // digit vectors per block
+    constexpr size_t PB = (D + 1) * 64;            // prepared bytes per block
+    __m512i lo[5][2], hi[5][2];
+    for (int j = 0; j < D; ++j) {
+        lo[j][0] = _mm512_load_si512(DIGITS.d[j]);
+        lo[j][1] = _mm512_load_si512(DIGITS.d[j] + 64);
+        hi[j][0] = _mm512_load_si512(DIGITS.d[j] + 128);
+        hi[j][1] = _mm512_load_si512(DIGITS.d[j] + 192);
+    }
+    const __mmask64 load_mask = KIND == layout::i2 ? ~(__mmask64) 0 : (((__mmask64) 1 << li.code_bytes) - 1);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * scales = w.row_scales(row0 + r);
+        __m512 f[NT];
+        for (int n = 0; n < NT; ++n) f[n] = _mm512_setzero_ps();
+        for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {
+            _mm_prefetch((const char *) codes + 4096, _MM_HINT_T0);
+            const __m512i c = KIND == layout::i2 ? _mm512_loadu_si512(codes) : _mm512_maskz_loadu_epi8(load_mask, codes);
+            __m512i dg[D];
+            if constexpr (KIND == layout::i2) {
+                for (int j = 0; j < D; ++j) dg[j] = digits_lo(c, lo[j]);
+            } else {
+                const __mmask64 high = _mm512_movepi8_mask(c);
+                for (int j = 0; j < D; ++j) {
+                    dg[j] = _mm512_mask_blend_epi8(high, digits_lo(c, lo[j]), digits_lo(c, hi[j]));
+                }
+            }
+            for (int n = 0; n < NT; ++n) {
+                const uint8_t * a = prep + n * prep_stride + b * PB;
+                __m512i s = _mm512_loadu_si512(a + D * 64);  // -sum(a) in lane 0
+                for (int j = 0; j < D; ++j) {
+                    s = _mm512_dpbusd_epi32(s, dg[j], _mm512_loadu_si512(a + j * 64));
+                }
+                f[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(scales[b] * acts[n][b].d), f[n]);
+            }
+        }
+        for (int n = 0; n < NT; ++n) out[r * out_stride + n] = _mm512_reduce_add_ps(f[n]);
+    }
+}
+
+template <layout KIND>
+void dot_k(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+           const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
+    // tokens in groups of up to 4 (accumulators in registers), the codes decoded once per group
+    for (int n0 = 0; n0 < nt; n0 += 4) {
+        const int m = nt - n0 < 4 ? nt - n0 : 4;
+        const uint8_t * p = prep + n0 * ps;
+        switch (m) {
+            case 1: dot_t<KIND, 1>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 2: dot_t<KIND, 2>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 3: dot_t<KIND, 3>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            default: dot_t<KIND, 4>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+        }
+    }
+}
+
+void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+         const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
+    if (w.kind == layout::i2) {
+        dot_k<layout::i2>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    } else {
+        dot_k<layout::i1>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    }
+}
+
+#endif  // VBMI && VNNI
+
+}  // namespace
+
 const kernel_set * avx512_kernels() {
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
-    return nullptr;
+#if defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
+    static const kernel_set set = {
+        "avx512", TILE, 8, dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
+    };
 #else
-    return nullptr;  // not compiled for this ISA
+    // without VBMI/VNNI the dot path is AVX2's (same prepared activations)
+    static const kernel_set set = {
+        "avx512", TILE, 8, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
+    };
 #endif
+    return &set;
 }
 
 }  // namespace veclut
+
+#else
+
+namespace veclut {
+const kernel_set * avx512_kernels() { return nullptr; }  // not compiled for this ISA
+}  // namespace veclut
+
+#endif

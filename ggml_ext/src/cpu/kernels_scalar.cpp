@@ -47,7 +47,8 @@ int32_t dot_block(layout kind, const uint8_t * codes, const int8_t * q) {
 }
 
 static void scalar_dot(const packed_weights & w, int64_t row0, int64_t nrows,
-                       const block_q8_K * const * acts, int nt, float * out, int64_t out_stride) {
+                       const block_q8_K * const * acts, const uint8_t *, size_t,
+                       int nt, float * out, int64_t out_stride) {
     const int cb = info_of(w.kind).code_bytes;
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
@@ -130,7 +131,7 @@ static void scalar_lut_accumulate(const packed_weights & w, int64_t row0, int64_
 
 const kernel_set & scalar_kernels() {
     static const kernel_set set = {
-        "scalar", SCALAR_TILE, 4, scalar_dot, scalar_build_tables, scalar_lut_accumulate,
+        "scalar", SCALAR_TILE, 4, scalar_dot, scalar_build_tables, scalar_lut_accumulate, nullptr, nullptr,
     };
     return set;
 }

@@ -25,10 +25,14 @@ namespace {
 
 size_t align64(size_t n) { return (n + 63) & ~size_t(63); }
 
+void * align_up(void * p) { return (void *) align64((size_t) p); }
+
 struct work_layout {
     tiles   t;
     int64_t tokens;
-    size_t  ptrs, tables, scales, acc, total;  // byte offsets into the work buffer
+    size_t  prep_stride;                         // bytes of prepared activations per token (dot path)
+    bool    lut_steps;                               // vector LUT over more than one K-chunk
+    size_t  ptrs, prep, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
 
 work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
@@ -41,10 +45,16 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     p.t      = choose_tiles(k, kind, blocks);
     p.tokens = src1->ne[1] * src1->ne[2] * src1->ne[3];
     p.ptrs   = align64(p.tokens * blocks * sizeof(block_q8_K));
-    p.tables = p.ptrs + align64(p.tokens * sizeof(block_q8_K *));
+    p.prep_stride = (p.tokens < p.t.lut_min_n && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
+    p.prep   = p.ptrs + align64(p.tokens * sizeof(block_q8_K *));
+    p.tables = p.prep + p.tokens * p.prep_stride;
     p.scales = p.tables + align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
     p.acc    = p.scales + align64(p.t.kb * p.t.tile_n * sizeof(float));
-    p.total  = p.acc + nth * align64(p.t.row_chunk * p.t.tile_n * sizeof(float));
+    // vector LUT over several K-chunks: float sums of every row of the token tile stay in the
+    // work buffer between the chunks (rows x tile_n), written to dst once per token tile
+    p.lut_steps = p.tokens >= p.t.lut_min_n && blocks > p.t.kb;
+    p.racc   = p.acc + nth * align64(p.t.row_chunk * p.t.tile_n * sizeof(float));
+    p.total  = p.racc + (p.lut_steps ? align64(src0->ne[1] * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
     return p;
 }
 
@@ -59,12 +69,12 @@ const float * src_row(const ggml_tensor * src1, int64_t n) {
     return (const float *) ((const char *) src1->data + i1 * src1->nb[1] + i2 * src1->nb[2] + i3 * src1->nb[3]);
 }
 
-// acc holds rows x tile_n results of tokens [t0, t0+nt); write or add them into dst
-void store(const ggml_tensor * dst, const float * acc, int64_t row0, int64_t nrows, int64_t t0, int nt, int tile_n, bool add) {
+// acc holds rows x tile_n results of tokens [t0, t0+nt); write them into dst
+void store(const ggml_tensor * dst, const float * acc, int64_t row0, int64_t nrows, int64_t t0, int nt, int tile_n) {
     for (int n = 0; n < nt; ++n) {
         float * out = dst_row(dst, t0 + n) + row0;
         for (int64_t r = 0; r < nrows; ++r) {
-            out[r] = add ? out[r] + acc[r * tile_n + n] : acc[r * tile_n + n];
+            out[r] = acc[r * tile_n + n];
         }
     }
 }
@@ -92,9 +102,12 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
 
     const packed_weights w = packed_view(src0);
     const int64_t K = src0->ne[0], rows = src0->ne[1], blocks = w.blocks, N = p.tokens;
-    char * wdata = (char *) params->wdata;
+    // ggml's work buffer comes from new[] (16-byte aligned): align it, or every 64-byte table
+    // entry a kernel loads would straddle two cache lines
+    char * wdata = (char *) align_up(params->wdata);
     auto * q8     = (block_q8_K *) wdata;
     auto * acts   = (const block_q8_K **) (wdata + p.ptrs);
+    auto * prep   = (uint8_t *) (wdata + p.prep);
     auto * tables = (int16_t *) (wdata + p.tables);
     auto * ascale = (float *) (wdata + p.scales);
     auto * acc    = (float *) (wdata + p.acc + ith * align64(p.t.row_chunk * p.t.tile_n * sizeof(float)));
@@ -104,6 +117,9 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     for (int64_t n = ith; n < N; n += nth) {
         to_q8(src_row(src1, n), q8 + n * blocks, K);
         acts[n] = q8 + n * blocks;
+        if (p.prep_stride) {
+            k.dot_prepare(w.kind, acts[n], blocks, prep + n * p.prep_stride);
+        }
     }
     if (ith == 0) {
         ggml_threadpool_chunk_set(params->threadpool, nth);
@@ -120,8 +136,8 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
             for (int64_t t0 = 0; t0 < N; t0 += tile) {
                 const int nt = (int) std::min<int64_t>(tile, N - t0);
-                k.dot(w, row0, nr, acts + t0, nt, acc, tile);
-                store(op, acc, row0, nr, t0, nt, tile, false);
+                k.dot(w, row0, nr, acts + t0, prep + t0 * p.prep_stride, p.prep_stride, nt, acc, tile);
+                store(op, acc, row0, nr, t0, nt, tile);
             }
         }
         return true;
@@ -139,9 +155,14 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             ggml_barrier(params->threadpool);
             for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
                 const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
-                std::memset(acc, 0, nr * tile * sizeof(float));
-                k.lut_accumulate(w, row0, nr, b0, kb, tables, ascale, nt, acc);
-                store(op, acc, row0, nr, t0, nt, tile, b0 > 0);
+                float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
+                if (b0 == 0) {
+                    std::memset(sums, 0, nr * tile * sizeof(float));
+                }
+                k.lut_accumulate(w, row0, nr, b0, kb, tables, ascale, nt, sums);
+                if (b0 + kb >= blocks) {
+                    store(op, sums, row0, nr, t0, nt, tile);
+                }
             }
             ggml_barrier(params->threadpool);
             if (ith == 0) {  // safe: every thread is past its last chunk_add of this step

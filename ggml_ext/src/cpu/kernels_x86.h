@@ -1,0 +1,21 @@
+// Pieces shared by the x86 kernel sets (compiled in kernels_avx2.cpp whenever __AVX2__ is on,
+// which every AVX-512 build also has).
+#pragma once
+
+#include "kernels.h"
+
+namespace veclut {
+namespace x86 {
+
+// Prepared activations for the x86 dot paths, per token and 256-block: D vectors of 64 bytes
+// (D = 4 digits for I2_V, 5 for I1_V), a'_j[g] = the activation that digit j of code g multiplies
+// (zero where no code is), then 64 bytes holding int32 -sum(activations) in lane 0 and zeros.
+size_t prep_bytes(layout kind, int64_t blocks);
+void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out);
+
+// AVX2 dot path (also the AVX-512 set's when the build has no VBMI/VNNI).
+void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+              const uint8_t * prep, size_t prep_stride, int nt, float * out, int64_t out_stride);
+
+}  // namespace x86
+}  // namespace veclut
