@@ -62,6 +62,12 @@ def cmd_convert(args) -> int:
     return 0
 
 
+def cmd_check(args) -> int:
+    from .check import run
+
+    return run(args.profile, args.quick, args.model, args.text, args.json, args.junit, fixture=not args.no_fixture)
+
+
 def cmd_doctor(args) -> int:
     from .doctor import run
 
@@ -98,6 +104,16 @@ def parser() -> argparse.ArgumentParser:
                    help="ternarise non-ternary linear weights with BitNet's absmean rule instead of refusing them")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")
     p.set_defaults(func=cmd_convert)
+
+    p = sub.add_parser("check", help="kernel equivalence matrix and model logits vs upstream; table, JSON, JUnit")
+    p.add_argument("--profile", default="native", help="built profile to check (default: native); arm64 is added when built")
+    p.add_argument("--quick", action="store_true", help="the quick matrix instead of the full one")
+    p.add_argument("--model", type=Path, action="append", default=[], help="also check this GGUF (repeatable)")
+    p.add_argument("--text", type=Path, default=None, help="text for the model checks (default: the fixture's held-out text)")
+    p.add_argument("--no-fixture", action="store_true", help="skip the project's fixture model")
+    p.add_argument("--json", type=Path, default=None, help="write the full report as JSON")
+    p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML file for CI systems")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("doctor", help="check compilers, tools, CPU features, cache and build state")
     p.set_defaults(func=cmd_doctor)

@@ -36,13 +36,16 @@ def _run(cmd: list[str], env: dict, what: str) -> str:
 
 
 def compare(bin_dir: Path, base: Path, test: Path, text: Path, *, ctx: int = 256, threads: int = 2,
-            base_env: dict | None = None, test_env: dict | None = None, extra: tuple = ()) -> LogitComparison:
-    """Logits of `test` against those of `base` over `text` (both run by the same llama-perplexity)."""
+            base_env: dict | None = None, test_env: dict | None = None, extra: tuple = (),
+            base_extra: tuple = ()) -> LogitComparison:
+    """Logits of `test` against those of `base` over `text` (both run by the same llama-perplexity;
+    `base_env` / `base_extra` select the reference kernels for the base run)."""
     program = str(bin_dir / "llama-perplexity")
     common = ["-f", str(text), "-c", str(ctx), "-b", str(ctx), "-t", str(threads), "--no-warmup", *extra]
     with tempfile.TemporaryDirectory(prefix="veclut-kld-") as tmp:
         saved = str(Path(tmp) / "base.kld")
-        _run([program, "-m", str(base), "--kl-divergence-base", saved, *common], base_env or {}, f"the base {base.name}")
+        _run([program, "-m", str(base), "--kl-divergence-base", saved, *common, *base_extra], base_env or {},
+             f"the base {base.name}")
         out = _run([program, "-m", str(test), "--kl-divergence-base", saved, "--kl-divergence", *common],
                    test_env or {}, f"{test.name} against its base")
     values = {}
