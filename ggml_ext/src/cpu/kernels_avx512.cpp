@@ -87,13 +87,31 @@ void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int n
     }
 }
 
-inline __m512i entry(const int16_t * table, uint8_t code) {
-    return _mm512_loadu_si512(table + (size_t) code * TILE);
-}
-
 // Sum of one 256-block of one row: 64 lookups (I2) or 48 + 4 (I1), two accumulators for ILP.
 inline void keep_apart(__m512i & a, __m512i & b, __m512i & c, __m512i & d) {
     __asm__("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d));
+}
+
+// Entry of byte k of q (8 codes loaded at once): its byte offset (code * 64) is one shift and one
+// mask, which spares the load port a byte load per lookup.
+template <int K>
+inline __m512i entry8(const int16_t * table, uint64_t q) {
+    const uint64_t off = K == 0 ? (q << 6) & 0x3FC0u : (q >> (8 * K - 6)) & 0x3FC0u;
+    return _mm512_loadu_si512((const char *) table + off);
+}
+
+// 8 lookups (codes of q, tables `stride` entries apart) into the four chains
+template <int STRIDE>
+inline void lookup8(const int16_t * t, uint64_t q, __m512i & s0, __m512i & s1, __m512i & s2, __m512i & s3) {
+    s0 = _mm512_add_epi16(s0, entry8<0>(t + 0 * STRIDE * TILE, q));
+    s1 = _mm512_add_epi16(s1, entry8<1>(t + 1 * STRIDE * TILE, q));
+    s2 = _mm512_add_epi16(s2, entry8<2>(t + 2 * STRIDE * TILE, q));
+    s3 = _mm512_add_epi16(s3, entry8<3>(t + 3 * STRIDE * TILE, q));
+    s0 = _mm512_add_epi16(s0, entry8<4>(t + 4 * STRIDE * TILE, q));
+    s1 = _mm512_add_epi16(s1, entry8<5>(t + 5 * STRIDE * TILE, q));
+    s2 = _mm512_add_epi16(s2, entry8<6>(t + 6 * STRIDE * TILE, q));
+    s3 = _mm512_add_epi16(s3, entry8<7>(t + 7 * STRIDE * TILE, q));
+    keep_apart(s0, s1, s2, s3);
 }
 
 template <layout KIND>
@@ -101,29 +119,25 @@ inline __m512i block_sum(const uint8_t * codes, const int16_t * t) {
     // four independent chains (kept apart: GCC would reassociate them into one chain of
     // dependent vpaddw); fully unrolled so every table offset is an immediate
     __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+    uint64_t q[8];
+    std::memcpy(q, codes, KIND == layout::i2 ? 64 : 48);
     if constexpr (KIND == layout::i2) {
-#pragma GCC unroll 16
-        for (int g = 0; g < 64; g += 4) {
-            s0 = _mm512_add_epi16(s0, entry(t + (g + 0) * 81 * TILE, codes[g + 0]));
-            s1 = _mm512_add_epi16(s1, entry(t + (g + 1) * 81 * TILE, codes[g + 1]));
-            s2 = _mm512_add_epi16(s2, entry(t + (g + 2) * 81 * TILE, codes[g + 2]));
-            s3 = _mm512_add_epi16(s3, entry(t + (g + 3) * 81 * TILE, codes[g + 3]));
-            keep_apart(s0, s1, s2, s3);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; ++i) {
+            lookup8<81>(t + i * 8 * 81 * TILE, q[i], s0, s1, s2, s3);
         }
     } else {
-#pragma GCC unroll 12
-        for (int g = 0; g < 48; g += 4) {
-            s0 = _mm512_add_epi16(s0, entry(t + (g + 0) * 243 * TILE, codes[g + 0]));
-            s1 = _mm512_add_epi16(s1, entry(t + (g + 1) * 243 * TILE, codes[g + 1]));
-            s2 = _mm512_add_epi16(s2, entry(t + (g + 2) * 243 * TILE, codes[g + 2]));
-            s3 = _mm512_add_epi16(s3, entry(t + (g + 3) * 243 * TILE, codes[g + 3]));
-            keep_apart(s0, s1, s2, s3);
+#pragma GCC unroll 6
+        for (int i = 0; i < 6; ++i) {
+            lookup8<243>(t + i * 8 * 243 * TILE, q[i], s0, s1, s2, s3);
         }
+        uint32_t tail;
+        std::memcpy(&tail, codes + 48, 4);
         const int16_t * t4 = t + 48 * 243 * TILE;
-        s0 = _mm512_add_epi16(s0, entry(t4 + 0 * 81 * TILE, codes[48]));
-        s1 = _mm512_add_epi16(s1, entry(t4 + 1 * 81 * TILE, codes[49]));
-        s2 = _mm512_add_epi16(s2, entry(t4 + 2 * 81 * TILE, codes[50]));
-        s3 = _mm512_add_epi16(s3, entry(t4 + 3 * 81 * TILE, codes[51]));
+        s0 = _mm512_add_epi16(s0, entry8<0>(t4 + 0 * 81 * TILE, tail));
+        s1 = _mm512_add_epi16(s1, entry8<1>(t4 + 1 * 81 * TILE, tail));
+        s2 = _mm512_add_epi16(s2, entry8<2>(t4 + 2 * 81 * TILE, tail));
+        s3 = _mm512_add_epi16(s3, entry8<3>(t4 + 3 * 81 * TILE, tail));
     }
     return _mm512_add_epi16(_mm512_add_epi16(s0, s1), _mm512_add_epi16(s2, s3));
 }

@@ -32,6 +32,7 @@ struct work_layout {
     int64_t tokens;
     size_t  prep_stride;                         // bytes of prepared activations per token (dot path)
     bool    lut_steps;                               // vector LUT over more than one K-chunk
+    int64_t dot_chunk, acc_rows;                     // rows per chunk of the dot path; rows of acc
     size_t  ptrs, prep, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
 
@@ -53,7 +54,13 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     // vector LUT over several K-chunks: float sums of every row of the token tile stay in the
     // work buffer between the chunks (rows x tile_n), written to dst once per token tile
     p.lut_steps = p.tokens >= p.t.lut_min_n && blocks > p.t.kb;
-    p.racc   = p.acc + nth * align64(p.t.row_chunk * p.t.tile_n * sizeof(float));
+    // dot path: longer runs of contiguous rows per chunk keep the prefetch streams going (every
+    // chunk boundary restarts them), with at least 4 chunks per thread for the dynamic balance;
+    // VECLUT_ROW_CHUNK, when set, fixes both paths' chunks
+    p.dot_chunk = p.t.row_chunk_set ? p.t.row_chunk
+                                    : std::clamp<int64_t>(src0->ne[1] / (4 * nth), p.t.row_chunk, 256);
+    p.acc_rows = std::max(p.t.row_chunk, p.dot_chunk);
+    p.racc   = p.acc + nth * align64(p.acc_rows * p.t.tile_n * sizeof(float));
     p.total  = p.racc + (p.lut_steps ? align64(src0->ne[1] * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
     return p;
 }
@@ -110,7 +117,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     auto * prep   = (uint8_t *) (wdata + p.prep);
     auto * tables = (int16_t *) (wdata + p.tables);
     auto * ascale = (float *) (wdata + p.scales);
-    auto * acc    = (float *) (wdata + p.acc + ith * align64(p.t.row_chunk * p.t.tile_n * sizeof(float)));
+    auto * acc    = (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float)));
 
     // 1. activations to Q8_K, exactly as upstream's vec_dot path quantizes them
     const ggml_from_float_t to_q8 = ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float;
@@ -127,11 +134,12 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     ggml_barrier(params->threadpool);
 
     const int tile = p.t.tile_n;
-    const int64_t rc = p.t.row_chunk;
+    const bool dot_path = N < p.t.lut_min_n;
+    const int64_t rc = dot_path ? p.dot_chunk : p.t.row_chunk;
     const int64_t nchunks = (rows + rc - 1) / rc;
 
     // 2a. dot products for small N
-    if (N < p.t.lut_min_n) {
+    if (dot_path) {
         for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
             const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
             for (int64_t t0 = 0; t0 < N; t0 += tile) {
