@@ -68,6 +68,34 @@ def cmd_check(args) -> int:
     return run(args.profile, args.quick, args.model, args.text, args.json, args.junit, fixture=not args.no_fixture)
 
 
+def cmd_bench(args) -> int:
+    import shlex
+
+    from . import bench
+
+    d = bench.defaults()
+    report = {"machine": bench.machine(args.profile), "command": "veclut " + shlex.join(sys.argv[1:])}
+    if args.what in ("gemm", "all"):
+        g = d["gemm"]
+        types = args.type or g["types"]
+        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
+        chosen = bench.pick_suites(args.suite, list(bench.suites()))
+        report["gemm"] = bench.run_gemm(args.profile, chosen, types, args.tokens or g["tokens"],
+                                        args.threads or g["threads"], args.reps or g["reps"])
+    if args.what in ("e2e", "all"):
+        e = dict(d["e2e"], **({"reps": args.reps} if args.reps else {}))
+        types = args.type or e["types"]
+        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
+        report["e2e"] = bench.run_e2e(args.profile, bench.pick_suites(args.suite, e["suites"]), types, e, args.seed)
+        report["e2e_ratios"] = bench.ratios(report["e2e"], d["baselines"])
+    if args.compare:
+        report["regressions"] = bench.compare_with(args.compare, report)
+    bench.write_report(args.out, report)
+    for flag in report.get("regressions", []):
+        ui.error(f"slower than {args.compare.name}: {flag}")
+    return 1 if report.get("regressions") else 0
+
+
 def cmd_doctor(args) -> int:
     from .doctor import run
 
@@ -114,6 +142,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", type=Path, default=None, help="write the full report as JSON")
     p.add_argument("--junit", type=Path, default=None, help="write a JUnit XML file for CI systems")
     p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("bench", help="GEMM and end-to-end speed vs upstream types; JSON, Markdown, PNG")
+    p.add_argument("what", choices=["gemm", "e2e", "all"], help="which benchmark")
+    p.add_argument("--suite", action="append", help="a suite of configs/bench (repeatable; default: all for gemm)")
+    p.add_argument("--type", action="append", help="limit to this type (repeatable)")
+    p.add_argument("--tokens", type=lambda s: [int(x) for x in s.split(",")], help="GEMM token counts, e.g. 1,32,256")
+    p.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], help="GEMM thread counts, e.g. 1,2")
+    p.add_argument("--reps", type=int, help="repetitions per measurement (medians are reported)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the synthetic models (default 1)")
+    p.add_argument("--profile", default="native", help="built profile to measure (default: native)")
+    p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory (default: build/bench)")
+    p.add_argument("--compare", type=Path, help="a previous report.json: flag slow-downs beyond the measured noise")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("doctor", help="check compilers, tools, CPU features, cache and build state")
     p.set_defaults(func=cmd_doctor)

@@ -1,0 +1,186 @@
+"""`veclut bench`: GEMM (bench-veclut) and end-to-end (llama-bench, llama-batched-bench) speed
+of the new types against upstream's, measured in one run on one machine; medians of repeated
+runs with min and max; JSON, Markdown and PNG reports; comparison with a saved baseline."""
+
+import json
+import os
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+from . import atomic, cpuinfo, ui
+from .config import load_upstream, load_yaml
+from .errors import VeclutError
+from .paths import configs_dir, profile_build_dir, project_root
+from .synth import ensure_base, ensure_type
+
+UPSTREAM_KERNELS = {"VECLUT_NO_UPSTREAM": "1"}
+
+
+def suites() -> dict[str, dict]:
+    files = sorted((configs_dir() / "bench").glob("*.yaml"))
+    return {p.stem: load_yaml(p) for p in files if not p.stem.startswith("_")}
+
+
+def defaults() -> dict:
+    return load_yaml(configs_dir() / "bench" / "_defaults.yaml")
+
+
+def pick_suites(names: list[str] | None, default: list[str]) -> dict[str, dict]:
+    known = suites()
+    chosen = names or default
+    unknown = [n for n in chosen if n not in known]
+    if unknown:
+        raise VeclutError(f"unknown benchmark suite {unknown[0]}; known suites: {', '.join(known)}")
+    return {n: known[n] for n in chosen}
+
+
+def check_types(types: list[str], allowed: list[str]) -> None:
+    unknown = [t for t in types if t not in allowed]
+    if unknown:
+        raise VeclutError(f"unknown type {unknown[0]} for this benchmark; choose from {', '.join(allowed)}")
+
+
+def _bin(profile: str, program: str) -> Path:
+    path = profile_build_dir(profile) / "bin" / program
+    if not path.exists():
+        raise VeclutError(f"{path} is missing; run `veclut build --profile {profile}` first")
+    return path
+
+
+def _git_commit() -> str:
+    result = subprocess.run(["git", "-C", str(project_root()), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return result.stdout.strip() or "unknown"
+
+
+def machine(profile: str) -> dict:
+    info = subprocess.run([str(_bin(profile, "veclut-info"))], capture_output=True, text=True).stdout
+    kernels = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("active_kernel_set")), "?")
+    return {"cpu": cpuinfo.model_name(), "cores": os.cpu_count(), "features": [k for k, v in cpuinfo.features().items() if v],
+            "profile": profile, "kernels": kernels, "veclut_commit": _git_commit(),
+            "llama_cpp_commit": load_upstream().llama_cpp_commit[:10], "date": time.strftime("%Y-%m-%d %H:%M")}
+
+
+def run_gemm(profile: str, chosen: dict[str, dict], types: list[str], tokens: list[int], threads: list[int], reps: int) -> list[dict]:
+    program = _bin(profile, "bench-veclut")
+    rows = []
+    for name, suite in chosen.items():
+        cmd = [str(program), "--shapes", ",".join(suite["gemm_shapes"]), "--tokens", ",".join(map(str, tokens)),
+               "--threads", ",".join(map(str, threads)), "--types", ",".join(types), "--reps", str(reps)]
+        with ui.status(f"GEMM {suite['name']}: {len(suite['gemm_shapes'])} shapes x {len(tokens)} N x {len(threads)} threads"):
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise VeclutError(f"bench-veclut failed on suite {name} ({tail})")
+        for line in result.stdout.splitlines():
+            if line.startswith("{"):
+                rows.append({**json.loads(line), "suite": name})
+    return rows
+
+
+def _median_min_max(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, seed: int) -> list[dict]:
+    bench, batched, bin_dir = _bin(profile, "llama-bench"), _bin(profile, "llama-batched-bench"), profile_build_dir(profile) / "bin"
+    rows = []
+    for name, suite in chosen.items():
+        if "model" not in suite:
+            raise VeclutError(f"suite {name} has no model shape for end-to-end runs; choose a suite with a `model:` section")
+        base = ensure_base(name, suite["model"], seed)
+        for type_name in types:
+            model = ensure_type(bin_dir, base, type_name, cfg["token_embedding_type"], cfg["output_type"])
+            # upstream types run by upstream's kernels; the same file through veclut is "<type>+"
+            variants = [(type_name, UPSTREAM_KERNELS)] if type_name in ("TQ2_0", "TQ1_0") else [(type_name, {})]
+            if type_name in ("TQ2_0", "TQ1_0"):
+                variants.append((type_name + "+", {}))
+            for label, env in variants:
+                rows += _llama_bench(bench, model, name, label, env, cfg)
+                rows += _batched_bench(batched, model, name, label, env, cfg)
+    return rows
+
+
+def _llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict) -> list[dict]:
+    cmd = [str(program), "-m", str(model), "-p", str(cfg["prompt"]), "-n", str(cfg["gen"]), "-t", str(cfg["threads"]),
+           "-r", str(cfg["reps"]), "-o", "json"]
+    with ui.status(f"llama-bench {suite} {label}"):
+        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+    if result.returncode != 0:
+        raise VeclutError(f"llama-bench failed on {model.name} ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+    rows = []
+    for r in json.loads(result.stdout):
+        test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
+        rows.append({"suite": suite, "type": label, "test": test, "threads": cfg["threads"], "unit": "t/s",
+                     **_median_min_max(r["samples_ts"])})
+    return rows
+
+
+def _batched_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict) -> list[dict]:
+    npl = cfg["parallel"]
+    ctx = max(npl) * (cfg["parallel_prompt"] + cfg["parallel_gen"]) + 64
+    cmd = [str(program), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(cfg["parallel_prompt"]),
+           "-ntg", str(cfg["parallel_gen"]), "-npl", ",".join(map(str, npl)), "-t", str(cfg["threads"]),
+           "--output-format", "jsonl"]
+    samples: dict[int, list[float]] = {n: [] for n in npl}
+    for _ in range(cfg["reps"]):
+        with ui.status(f"llama-batched-bench {suite} {label}"):
+            result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+        if result.returncode != 0:
+            raise VeclutError(f"llama-batched-bench failed on {model.name} ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+        for line in (result.stdout + result.stderr).splitlines():
+            if line.startswith("{") and '"speed_tg"' in line:
+                r = json.loads(line)
+                samples[r["pl"]].append(r["speed_tg"])
+    return [{"suite": suite, "type": label, "test": f"parallel{n} tg", "threads": cfg["threads"], "unit": "t/s",
+             **_median_min_max(values)} for n, values in samples.items() if values]
+
+
+def ratios(rows: list[dict], baselines: dict[str, str]) -> list[dict]:
+    """Speed-up of each new type over its upstream baseline measured in the same run (e2e rows)."""
+    index = {(r["suite"], r["type"], r["test"]): r for r in rows}
+    out = []
+    for (suite, type_name, test), r in index.items():
+        base = index.get((suite, baselines.get(type_name, ""), test))
+        if base:
+            out.append({"suite": suite, "type": type_name, "baseline": base["type"], "test": test,
+                        "speedup": r["median"] / base["median"]})
+    return out
+
+
+def compare_with(old_path: Path, report: dict) -> list[str]:
+    """Slow-downs beyond the measured noise (the wider min-max spread of old and new, at least 5%)."""
+    try:
+        old = json.loads(old_path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise VeclutError(f"cannot read the baseline {old_path} ({err}); give a report.json written by veclut bench") from None
+
+    def key(r):
+        return (r.get("suite"), r.get("type"), r.get("test") or (r.get("M"), r.get("K"), r.get("N")), r.get("threads"))
+
+    def speed(r):
+        return (r["median"], r["min"], r["max"]) if "median" in r else (r["gops"], r["gops_min"], r["gops_max"])
+
+    previous = {key(r): r for r in old.get("e2e", []) + [g for g in old.get("gemm", []) if "type" in g]}
+    flags = []
+    for r in report.get("e2e", []) + [g for g in report.get("gemm", []) if "type" in g]:
+        before = previous.get(key(r))
+        if not before:
+            continue
+        (new, new_lo, new_hi), (was, was_lo, was_hi) = speed(r), speed(before)
+        noise = max((new_hi - new_lo) / new, (was_hi - was_lo) / was, 0.05)
+        if new < was * (1 - noise):
+            flags.append(f"{' '.join(str(k) for k in key(r) if k is not None)}: {was:.1f} -> {new:.1f} "
+                         f"({100 * (new / was - 1):+.0f}%, noise {100 * noise:.0f}%)")
+    return flags
+
+
+def write_report(out_dir: Path, report: dict) -> None:
+    from .bench_report import markdown, plots
+
+    atomic.make_dirs(out_dir, f"create {out_dir}")
+    atomic.write_text(out_dir / "report.json", json.dumps(report, indent=2) + "\n", "write report.json")
+    images = plots(out_dir, report)
+    atomic.write_text(out_dir / "report.md", markdown(report, images), "write report.md")
+    ui.info(f"wrote {out_dir / 'report.md'}, report.json and {len(images)} plots")

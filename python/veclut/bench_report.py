@@ -1,0 +1,133 @@
+"""Markdown tables and PNG plots of a `veclut bench` report."""
+
+from pathlib import Path
+
+
+def _gemm_types(report: dict) -> list[str]:
+    seen = []
+    for r in report.get("gemm", []):
+        if "type" in r and r["type"] not in seen:
+            seen.append(r["type"])
+    return seen
+
+
+def markdown(report: dict, images: list[str]) -> str:
+    m = report["machine"]
+    lines = ["# veclut benchmark", "",
+             f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['features'])}); profile `{m['profile']}`, "
+             f"kernels `{m['kernels']}`; veclut {m['veclut_commit']}, llama.cpp {m['llama_cpp_commit']}; {m['date']}.", "",
+             f"Reproduce: `{report['command']}`", "",
+             "Medians of repeated runs with [min–max]; upstream types run by upstream's kernels in the same run; "
+             "`X+` is upstream type X accelerated by veclut.", ""]
+    gemm = [r for r in report.get("gemm", []) if "type" in r]
+    if gemm:
+        types = _gemm_types(report)
+        speedups = {(r["ratio"], r["M"], r["K"], r["N"], r["threads"]): r["speedup"] for r in report["gemm"] if "ratio" in r}
+        ratio_names = sorted({r["ratio"] for r in report["gemm"] if "ratio" in r})
+        lines += ["## GEMM (GOPS = 2·M·K·N / time)", ""]
+        groups = sorted({(r["suite"], r["M"], r["K"], r["threads"]) for r in gemm})
+        for suite, M, K, threads in groups:
+            lines += [f"### {suite}: {M}×{K}, {threads} thread{'s' if threads > 1 else ''}", "",
+                      "| N | " + " | ".join(types) + " | " + " | ".join(f"{n} ×" for n in ratio_names) + " |",
+                      "|---:|" + "---:|" * (len(types) + len(ratio_names))]
+            rows = {(r["type"], r["N"]): r for r in gemm if (r["suite"], r["M"], r["K"], r["threads"]) == (suite, M, K, threads)}
+            for n in sorted({n for (_, n) in rows}):
+                cells = [f"{rows[(t, n)]['gops']:.0f} [{rows[(t, n)]['gops_min']:.0f}–{rows[(t, n)]['gops_max']:.0f}]"
+                         if (t, n) in rows else "" for t in types]
+                cells += [f"**{speedups[(q, M, K, n, threads)]:.2f}**" if (q, M, K, n, threads) in speedups else "" for q in ratio_names]
+                lines.append(f"| {n} | " + " | ".join(cells) + " |")
+            lines.append("")
+    e2e = report.get("e2e", [])
+    if e2e:
+        types = list(dict.fromkeys(r["type"] for r in e2e))
+        lines += ["## End to end (tokens/s, 2 threads unless noted)", ""]
+        for suite in dict.fromkeys(r["suite"] for r in e2e):
+            tests = list(dict.fromkeys(r["test"] for r in e2e if r["suite"] == suite))
+            rows = {(r["type"], r["test"]): r for r in e2e if r["suite"] == suite}
+            lines += [f"### {suite}", "", "| test | " + " | ".join(types) + " |", "|---|" + "---:|" * len(types)]
+            for test in tests:
+                cells = [f"{rows[(t, test)]['median']:.1f} [{rows[(t, test)]['min']:.1f}–{rows[(t, test)]['max']:.1f}]"
+                         if (t, test) in rows else "" for t in types]
+                lines.append(f"| {test} | " + " | ".join(cells) + " |")
+            lines.append("")
+            ups = [r for r in report.get("e2e_ratios", []) if r["suite"] == suite]
+            if ups:
+                lines += ["| test | speed-up | ×", "|---|---|---:|"]
+                lines += [f"| {r['test']} | {r['type']} / {r['baseline']} | **{r['speedup']:.2f}** |" for r in ups]
+                lines.append("")
+    if report.get("regressions"):
+        lines += ["## Slower than the baseline", ""] + [f"- {f}" for f in report["regressions"]] + [""]
+    lines += [f"![{name}]({name})" for name in images]
+    return "\n".join(lines) + "\n"
+
+
+def plots(out_dir: Path, report: dict) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    images = []
+    gemm = [r for r in report.get("gemm", []) if "type" in r]
+    for suite in dict.fromkeys(r["suite"] for r in gemm):
+        rows = [r for r in gemm if r["suite"] == suite]
+        threads = max(r["threads"] for r in rows)
+        shapes = sorted({(r["M"], r["K"]) for r in rows})
+        fig, axes = plt.subplots(1, len(shapes), figsize=(5 * len(shapes), 4), squeeze=False)
+        for ax, (M, K) in zip(axes[0], shapes):
+            for t in _gemm_types(report):
+                pts = sorted((r["N"], r["gops"]) for r in rows if r["type"] == t and (r["M"], r["K"], r["threads"]) == (M, K, threads))
+                if pts:
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=t)
+            ax.set_xscale("log", base=2)
+            ax.set_title(f"{M}×{K}, {threads} thread{'s' if threads > 1 else ''}")
+            ax.set_xlabel("tokens N")
+            ax.set_ylabel("GOPS")
+            ax.grid(alpha=0.3)
+        axes[0][0].legend()
+        fig.suptitle(f"GEMM speed vs N: {suite}")
+        fig.tight_layout()
+        name = f"gemm-{suite}.png"
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        images.append(name)
+
+        ratios = [r for r in report["gemm"] if "ratio" in r and r["suite"] == suite and r["threads"] == threads]
+        if ratios:
+            fig, ax = plt.subplots(figsize=(6, 4))
+            for (ratio, M, K) in sorted({(r["ratio"], r["M"], r["K"]) for r in ratios}):
+                pts = sorted((r["N"], r["speedup"]) for r in ratios if (r["ratio"], r["M"], r["K"]) == (ratio, M, K))
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=f"{ratio} {M}×{K}")
+            ax.axhline(1.0, color="grey", lw=1)
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("tokens N")
+            ax.set_ylabel("speed-up over upstream")
+            ax.set_title(f"veclut vs upstream: {suite}, {threads} threads")
+            ax.legend(fontsize=7)
+            ax.grid(alpha=0.3)
+            fig.tight_layout()
+            name = f"speedup-{suite}.png"
+            fig.savefig(out_dir / name, dpi=110)
+            plt.close(fig)
+            images.append(name)
+
+    e2e = report.get("e2e", [])
+    for suite in dict.fromkeys(r["suite"] for r in e2e):
+        rows = [r for r in e2e if r["suite"] == suite]
+        tests = list(dict.fromkeys(r["test"] for r in rows))
+        types = list(dict.fromkeys(r["type"] for r in rows))
+        fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tests), 4))
+        width = 0.8 / len(types)
+        for i, t in enumerate(types):
+            values = [next((r["median"] for r in rows if r["type"] == t and r["test"] == test), 0) for test in tests]
+            ax.bar([j + i * width for j in range(len(tests))], values, width, label=t)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tests))], tests)
+        ax.set_ylabel("tokens/s")
+        ax.set_title(f"end to end: {suite}")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        name = f"e2e-{suite}.png"
+        fig.savefig(out_dir / name, dpi=110)
+        plt.close(fig)
+        images.append(name)
+    return images

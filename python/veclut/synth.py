@@ -1,0 +1,133 @@
+"""Synthetic models of real shapes with random ternary weights, for speed measurements.
+
+A llama-graph GGUF in F16 (ternary values, one scale per tensor, so every ternary type holds
+them exactly) is generated once per suite and seed, streamed tensor by tensor; the patched
+llama-quantize then makes each type from it. Both are cached."""
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from . import atomic, ui
+from .errors import VeclutError
+from .paths import cache_dir
+
+VOCAB_SPECIAL = ("<unk>", "<s>", "</s>")
+
+
+def _vocab(size: int) -> tuple[list[str], list[int]]:
+    """A SentencePiece-style vocabulary: specials, the 256 byte tokens, then plain pieces."""
+    tokens = list(VOCAB_SPECIAL) + [f"<0x{b:02X}>" for b in range(256)]
+    types = [2, 3, 3] + [6] * 256  # unknown, control, control, byte...
+    tokens += [f"\u2581t{i}" for i in range(size - len(tokens))]
+    types += [1] * (size - len(types))
+    return tokens, types
+
+
+def _tensors(m: dict) -> list[tuple[str, tuple, str]]:
+    """(name, numpy shape, kind) of a llama model; kind is ternary, dense or norm."""
+    h, f, kv = m["hidden"], m["ffn"], m["hidden"] // m["heads"] * m["kv_heads"]
+    out = [("token_embd.weight", (m["vocab"], h), "dense"), ("output_norm.weight", (h,), "norm"),
+           ("output.weight", (m["vocab"], h), "dense")]
+    for i in range(m["layers"]):
+        out += [(f"blk.{i}.attn_norm.weight", (h,), "norm"), (f"blk.{i}.attn_q.weight", (h, h), "ternary"),
+                (f"blk.{i}.attn_k.weight", (kv, h), "ternary"), (f"blk.{i}.attn_v.weight", (kv, h), "ternary"),
+                (f"blk.{i}.attn_output.weight", (h, h), "ternary"), (f"blk.{i}.ffn_norm.weight", (h,), "norm"),
+                (f"blk.{i}.ffn_gate.weight", (f, h), "ternary"), (f"blk.{i}.ffn_up.weight", (f, h), "ternary"),
+                (f"blk.{i}.ffn_down.weight", (h, f), "ternary")]
+    return out
+
+
+def _values(kind: str, shape: tuple, rng) -> np.ndarray:
+    if kind == "norm":
+        return np.ones(shape, dtype=np.float32)
+    if kind == "dense":
+        return rng.normal(0, 0.02, shape).astype(np.float16)
+    scale = np.float16(1.0 / np.sqrt(shape[1]))  # fp16-exact: every ternary type keeps it exactly
+    return (rng.integers(-1, 2, shape, dtype=np.int8).astype(np.float16) * scale).astype(np.float16)
+
+
+def write_base(path: Path, m: dict, seed: int) -> None:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_name("veclut synthetic ternary model")
+    writer.add_context_length(4096)
+    writer.add_embedding_length(m["hidden"])
+    writer.add_feed_forward_length(m["ffn"])
+    writer.add_block_count(m["layers"])
+    writer.add_head_count(m["heads"])
+    writer.add_head_count_kv(m["kv_heads"])
+    writer.add_rope_dimension_count(m["hidden"] // m["heads"])
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(m["vocab"])
+    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    tokens, types = _vocab(m["vocab"])
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores([0.0] * len(tokens))
+    writer.add_token_types(types)
+    writer.add_unk_token_id(0)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    specs = _tensors(m)
+    for name, shape, kind in specs:
+        dtype = np.dtype(np.float32 if kind == "norm" else np.float16)
+        writer.add_tensor_info(name, shape, dtype, int(np.prod(shape)) * dtype.itemsize)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    rng = np.random.default_rng(seed)
+    with ui.progress() as bar:
+        task = bar.add_task(f"generating {path.name}", total=len(specs))
+        for name, shape, kind in specs:  # one tensor in memory at a time
+            writer.write_tensor_data(_values(kind, shape, rng))
+            bar.advance(task)
+    writer.close()
+
+
+def model_dir(suite: str, m: dict, seed: int) -> Path:
+    key = hashlib.sha256(json.dumps({"model": m, "seed": seed, "v": 1}, sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / "models" / f"{suite}-{key}"
+
+
+def ensure_base(suite: str, m: dict, seed: int) -> Path:
+    final = model_dir(suite, m, seed) / "base-f16.gguf"
+    if final.is_file():
+        return final
+    atomic.make_dirs(final.parent, "create the model cache")
+    tmp = final.with_name(f".veclut-tmp-{os.getpid()}-{final.name}")
+    try:
+        write_base(tmp, m, seed)
+        os.replace(tmp, final)
+    except OSError as err:
+        from .errors import describe_os_error
+
+        raise describe_os_error(err, f"write {final}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final
+
+
+def ensure_type(bin_dir: Path, base: Path, type_name: str, embedding_type: str, output_type: str) -> Path:
+    """The base model quantized to `type_name` by llama-quantize (cached next to the base)."""
+    final = base.with_name(f"{type_name.lower()}-{embedding_type}-{output_type}.gguf")
+    if final.is_file():
+        return final
+    tmp = final.with_name(f".veclut-tmp-{os.getpid()}-{final.name}")
+    cmd = [str(bin_dir / "llama-quantize"), "--token-embedding-type", embedding_type,
+           "--output-tensor-type", output_type, str(base), str(tmp), type_name]
+    try:
+        with ui.status(f"llama-quantize {base.parent.name} -> {type_name}"):
+            result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise VeclutError(f"llama-quantize could not make {type_name} ({tail})")
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return final

@@ -1,0 +1,95 @@
+"""`veclut bench`: configs, report building, the baseline comparison, bad input, and a tiny
+end-to-end run of the whole harness (speed itself is never asserted)."""
+
+import json
+
+import pytest
+
+from conftest import run_veclut
+from veclut import bench
+from veclut.bench_report import markdown
+from veclut.errors import VeclutError
+
+
+def test_shipped_suites_have_real_model_shapes():
+    suites = bench.suites()
+    assert {"bitnet-large", "bitnet-2b-4t", "llama3-8b-1.58", "falcon3-1b-1.58"} <= set(suites)
+    assert "14336x4096" in suites["llama3-8b-1.58"]["gemm_shapes"]
+    large = suites["bitnet-large"]["model"]
+    assert (large["hidden"], large["ffn"], large["layers"], large["vocab"]) == (1536, 4096, 24, 32000)
+    d = bench.defaults()
+    assert d["gemm"]["tokens"] == [1, 8, 32, 128, 256, 512]
+    assert d["baselines"]["I2_V"] == "TQ2_0"
+
+
+def test_unknown_suite_and_type_are_one_sentence():
+    with pytest.raises(VeclutError, match="unknown benchmark suite nope; known suites:"):
+        bench.pick_suites(["nope"], [])
+    with pytest.raises(VeclutError, match="unknown type Q9_9"):
+        bench.check_types(["Q9_9"], ["I2_V"])
+
+
+def _row(type_name, median, lo, hi, test="pp512"):
+    return {"suite": "s", "type": type_name, "test": test, "threads": 2, "unit": "t/s", "median": median, "min": lo, "max": hi}
+
+
+def test_ratios_use_the_baseline_of_the_same_run():
+    rows = [_row("I2_V", 400, 390, 410), _row("TQ2_0", 100, 99, 101), _row("I2_V", 120, 118, 121, "tg128"),
+            _row("TQ2_0", 60, 59, 61, "tg128")]
+    got = {(r["type"], r["test"]): round(r["speedup"], 3) for r in bench.ratios(rows, {"I2_V": "TQ2_0"})}
+    assert got == {("I2_V", "pp512"): 4.0, ("I2_V", "tg128"): 2.0}
+
+
+def test_compare_flags_only_slowdowns_beyond_noise(tmp_path):
+    old = {"e2e": [_row("I2_V", 400, 390, 410), _row("I1_V", 300, 240, 330)], "gemm": []}
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    new = {"e2e": [_row("I2_V", 300, 295, 305), _row("I1_V", 280, 270, 290)], "gemm": []}
+    flags = bench.compare_with(path, new)
+    assert len(flags) == 1 and "I2_V" in flags[0] and "-25%" in flags[0], flags
+    with pytest.raises(VeclutError, match="cannot read the baseline"):
+        bench.compare_with(tmp_path / "missing.json", new)
+
+
+def test_markdown_has_machine_tables_and_ratios():
+    report = {"machine": {"cpu": "CPU X", "cores": 2, "features": ["AVX2"], "profile": "native", "kernels": "avx2",
+                          "veclut_commit": "abc", "llama_cpp_commit": "0c1e", "date": "today"},
+              "command": "veclut bench all",
+              "gemm": [{"suite": "s", "type": "I2_V", "M": 8, "K": 256, "N": 1, "threads": 1, "gops": 10, "gops_min": 9, "gops_max": 11},
+                       {"suite": "s", "type": "TQ2_0", "M": 8, "K": 256, "N": 1, "threads": 1, "gops": 5, "gops_min": 5, "gops_max": 6},
+                       {"suite": "s", "ratio": "I2_V/TQ2_0", "M": 8, "K": 256, "N": 1, "threads": 1, "speedup": 2.0}],
+              "e2e": [_row("I2_V", 400, 390, 410)], "e2e_ratios": []}
+    text = markdown(report, ["gemm-s.png"])
+    assert "CPU X" in text and "veclut bench all" in text
+    assert "| 1 | 10 [9–11] | 5 [5–6] | **2.00** |" in text
+    assert "400.0 [390.0–410.0]" in text and "![gemm-s.png](gemm-s.png)" in text
+
+
+@pytest.mark.build
+def test_tiny_run_of_the_whole_harness(native_build, tmp_path, monkeypatch):
+    monkeypatch.setenv("VECLUT_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "report"
+    result = run_veclut("bench", "all", "--suite", "smoke", "--type", "I2_V", "--type", "TQ2_0", "--tokens", "1,8",
+                        "--threads", "1", "--reps", "2", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads((out / "report.json").read_text())
+    for key in ("cpu", "cores", "features", "profile", "kernels", "veclut_commit", "llama_cpp_commit"):
+        assert report["machine"][key] not in (None, "", "?")
+    gemm = [r for r in report["gemm"] if "type" in r]
+    assert {r["type"] for r in gemm} == {"I2_V", "TQ2_0"} and all(r["gops"] > 0 for r in gemm)
+    assert all(r["gops_min"] <= r["gops"] <= r["gops_max"] for r in gemm)
+    assert any("ratio" in r and r["speedup"] > 0 for r in report["gemm"])
+    tests = {(r["type"], r["test"]) for r in report["e2e"]}
+    assert {("I2_V", "pp512"), ("I2_V", "tg128"), ("TQ2_0", "pp512"), ("TQ2_0+", "tg128")} <= tests
+    assert any(t.startswith("parallel16") for _, t in tests)
+    assert all(r["min"] <= r["median"] <= r["max"] for r in report["e2e"])
+    assert report["e2e_ratios"] and (out / "report.md").read_text().startswith("# veclut benchmark")
+    assert sorted(p.name for p in out.glob("*.png"))
+    # the synthetic models are cached: a second run generates nothing new
+    models = sorted(p.name for p in (tmp_path / "cache/models").rglob("*.gguf"))
+    assert "base-f16.gguf" in models
+
+
+def test_missing_build_is_one_sentence(tmp_path):
+    result = run_veclut("bench", "gemm", "--suite", "smoke", env={"VECLUT_BUILD_DIR": str(tmp_path)})
+    assert result.returncode == 1 and "is missing; run `veclut build --profile native` first" in result.stderr
