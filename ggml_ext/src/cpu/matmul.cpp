@@ -1,9 +1,9 @@
 // Orchestration of one MUL_MAT on repacked weights (all threads of the graph call it together):
 //   1. every thread quantizes a share of the tokens to Q8_K (upstream's own activation format);
 //   2a. small N: rows in dynamically taken chunks, dot products against all tokens;
-//   2b. otherwise, per token tile and per K-chunk: tables built once (blocks split across the
-//       threads) and shared, then rows in dynamically taken chunks look them up, streaming the
-//       weights once per token tile. Barriers separate building from use.
+//   2b. otherwise, per token tile and per K-chunk: tables built (once and shared by the threads,
+//       or one copy per thread: tiles::private_tables), then rows in dynamically taken chunks
+//       look them up, streaming the weights once per token tile. Barriers separate the steps.
 // All scratch lives in ggml's work buffer (sized by work_size): nothing is allocated per call.
 
 #include "matmul.h"
@@ -32,7 +32,8 @@ struct work_layout {
     int64_t tokens;
     size_t  prep_stride;                         // bytes of prepared activations per token (dot path)
     bool    lut_steps;                               // vector LUT over more than one K-chunk
-    int64_t dot_chunk, acc_rows;                     // rows per chunk of the dot path; rows of acc
+    int64_t dot_chunk, acc_rows;
+    size_t  table_bytes, scale_bytes;                // of one copy of the tables (see tiles::private_tables)                     // rows per chunk of the dot path; rows of acc
     size_t  ptrs, prep, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
 
@@ -49,8 +50,11 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     p.prep_stride = (p.tokens < p.t.lut_min_n && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
     p.prep   = p.ptrs + align64(p.tokens * sizeof(block_q8_K *));
     p.tables = p.prep + p.tokens * p.prep_stride;
-    p.scales = p.tables + align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
-    p.acc    = p.scales + align64(p.t.kb * p.t.tile_n * sizeof(float));
+    p.table_bytes = align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
+    p.scale_bytes = align64(p.t.kb * p.t.tile_n * sizeof(float));
+    const int copies = p.t.private_tables ? nth : 1;
+    p.scales = p.tables + copies * p.table_bytes;
+    p.acc    = p.scales + copies * p.scale_bytes;
     // vector LUT over several K-chunks: float sums of every row of the token tile stay in the
     // work buffer between the chunks (rows x tile_n), written to dst once per token tile
     p.lut_steps = p.tokens >= p.t.lut_min_n && blocks > p.t.kb;
@@ -115,8 +119,9 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     auto * q8     = (block_q8_K *) wdata;
     auto * acts   = (const block_q8_K **) (wdata + p.ptrs);
     auto * prep   = (uint8_t *) (wdata + p.prep);
-    auto * tables = (int16_t *) (wdata + p.tables);
-    auto * ascale = (float *) (wdata + p.scales);
+    const int copy = p.t.private_tables ? ith : 0;
+    auto * tables = (int16_t *) (wdata + p.tables + copy * p.table_bytes);
+    auto * ascale = (float *) (wdata + p.scales + copy * p.scale_bytes);
     auto * acc    = (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float)));
 
     // 1. activations to Q8_K, exactly as upstream's vec_dot path quantizes them
@@ -157,10 +162,13 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
         const int nt = (int) std::min<int64_t>(tile, N - t0);
         for (int64_t b0 = 0; b0 < blocks; b0 += p.t.kb) {
             const int64_t kb = std::min(p.t.kb, blocks - b0);
-            for (int64_t i = ith; i < kb; i += nth) {
+            // private tables: each thread builds the step's tables into its own copy; shared: the
+            // threads build the blocks of one copy between them (see tiles::private_tables)
+            const int64_t first = p.t.private_tables ? 0 : ith, stride = p.t.private_tables ? 1 : nth;
+            for (int64_t i = first; i < kb; i += stride) {
                 k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
             }
-            ggml_barrier(params->threadpool);
+            ggml_barrier(params->threadpool);  // tables complete; the chunk counter was reset
             for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
                 const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
                 float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;

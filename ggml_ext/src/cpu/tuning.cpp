@@ -35,6 +35,7 @@ tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
     t.kb        = std::min<int64_t>(blocks, env_long("VECLUT_TILE_KB", fit));
     t.row_chunk = env_long("VECLUT_ROW_CHUNK", 16);
     t.row_chunk_set = env_long("VECLUT_ROW_CHUNK", 0) > 0;
+    t.private_tables = env_long("VECLUT_SHARED_TABLES", 0) == 0;
     return t;
 }
 
