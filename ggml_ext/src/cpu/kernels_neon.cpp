@@ -219,14 +219,49 @@ inline void add_entry(int16x8_t (&x)[S], const int16_t * p) {
     }
 }
 
+// One lookup: the entry of byte J of q, in a group interleaved by 8 from `base`, added into x.
+// ubfx + add (lsl #9) + ldp (S / 2 of them, an ldr for an odd slice) in asm: GCC otherwise folds
+// J * 64 into the index (an extra lsl and add) instead of the loads' immediate offsets and splits
+// half the pairs into single loads. The asm reads the tables without telling the compiler: safe,
+// as they are written by build_tables (another call) and only read while lut_accumulate runs.
+template <int S, int J>
+inline void lookup(const int16_t * base, uint64_t q, int16x8_t (&x)[S]) {
+    const int16_t * p;
+    int16x8_t e0, e1, e2, e3;
+#define VECLUT_ADDR "ubfx %x[p], %x[q], #%c[sh], #8\n\tadd %x[p], %x[b], %x[p], lsl #9\n\t"
+    if constexpr (S == 1) {
+        __asm__(VECLUT_ADDR "ldr %q[e0], [%x[p], #%c[o]]"
+                : [p] "=&r"(p), [e0] "=w"(e0) : [q] "r"(q), [b] "r"(base), [sh] "i"(8 * J), [o] "i"(64 * J));
+    } else if constexpr (S == 2) {
+        __asm__(VECLUT_ADDR "ldp %q[e0], %q[e1], [%x[p], #%c[o]]"
+                : [p] "=&r"(p), [e0] "=w"(e0), [e1] "=w"(e1) : [q] "r"(q), [b] "r"(base), [sh] "i"(8 * J), [o] "i"(64 * J));
+    } else if constexpr (S == 3) {
+        __asm__(VECLUT_ADDR "ldp %q[e0], %q[e1], [%x[p], #%c[o]]\n\tldr %q[e2], [%x[p], #%c[o2]]"
+                : [p] "=&r"(p), [e0] "=w"(e0), [e1] "=w"(e1), [e2] "=w"(e2)
+                : [q] "r"(q), [b] "r"(base), [sh] "i"(8 * J), [o] "i"(64 * J), [o2] "i"(64 * J + 32));
+    } else {
+        __asm__(VECLUT_ADDR "ldp %q[e0], %q[e1], [%x[p], #%c[o]]\n\tldp %q[e2], %q[e3], [%x[p], #%c[o2]]"
+                : [p] "=&r"(p), [e0] "=w"(e0), [e1] "=w"(e1), [e2] "=w"(e2), [e3] "=w"(e3)
+                : [q] "r"(q), [b] "r"(base), [sh] "i"(8 * J), [o] "i"(64 * J), [o2] "i"(64 * J + 32));
+    }
+#undef VECLUT_ADDR
+    const int16x8_t e[4] = {e0, S > 1 ? e1 : e0, S > 2 ? e2 : e0, S > 3 ? e3 : e0};
+    for (int s = 0; s < S; ++s) {
+        x[s] = vaddq_s16(x[s], e[s]);
+    }
+}
+
 // 8 lookups: codes are the bytes of q, groups interleaved by OCT = 8 from `base` (C codes each)
 template <int S>
 inline void lookup8(const int16_t * base, uint64_t q, int16x8_t (&x)[S], int16x8_t (&y)[S]) {
-#pragma GCC unroll 8
-    for (int j = 0; j < 8; j += 2) {
-        add_entry<S>(x, base + ((size_t) ((q >> (8 * j)) & 0xFF) * 8 + j) * TILE);
-        add_entry<S>(y, base + ((size_t) ((q >> (8 * j + 8)) & 0xFF) * 8 + j + 1) * TILE);
-    }
+    lookup<S, 0>(base, q, x);
+    lookup<S, 1>(base, q, y);
+    lookup<S, 2>(base, q, x);
+    lookup<S, 3>(base, q, y);
+    lookup<S, 4>(base, q, x);
+    lookup<S, 5>(base, q, y);
+    lookup<S, 6>(base, q, x);
+    lookup<S, 7>(base, q, y);
     keep_apart<S>(x, y);
 }
 
@@ -238,11 +273,11 @@ inline void block_sum(const uint8_t * codes, const int16_t * t, int16x8_t (&x)[S
         x[s] = vdupq_n_s16(0);
         y[s] = vdupq_n_s16(0);
     }
-    uint64_t q[8];
-    std::memcpy(q, codes, G::GROUPS);
 #pragma GCC unroll 8
     for (int i = 0; i < G::GROUPS / 8; ++i) {
-        lookup8<S>(t + (size_t) i * G::C * 8 * TILE, q[i], x, y);
+        uint64_t q;
+        std::memcpy(&q, codes + 8 * i, 8);
+        lookup8<S>(t + (size_t) i * G::C * 8 * TILE, q, x, y);
     }
     if constexpr (KIND == layout::i1) {
         uint32_t tail;
@@ -352,16 +387,15 @@ void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out)
     }
 }
 
-// trit tables: index l (0..8) or h (0..26) -> trit of digit 0 / 1 (of l), or of h's digits
+// trit tables for an index 0..8 (l = code mod 9, or h = code / 9 mod 9): the trit of its low
+// digit and of its high digit
 struct trit_tables {
-    alignas(16) int8_t mod3[32];  // i % 3 - 1
-    alignas(16) int8_t div3[32];  // (i / 3) % 3 - 1
-    alignas(16) int8_t div9[32];  // i / 9 - 1 (h <= 26)
+    alignas(16) int8_t mod3[16];  // i % 3 - 1
+    alignas(16) int8_t div3[16];  // (i / 3) % 3 - 1
     trit_tables() {
-        for (int i = 0; i < 32; ++i) {
+        for (int i = 0; i < 16; ++i) {
             mod3[i] = (int8_t) (i % 3 - 1);
             div3[i] = (int8_t) ((i / 3) % 3 - 1);
-            div9[i] = (int8_t) (i < 27 ? i / 9 - 1 : 0);
         }
     }
 };
@@ -369,35 +403,48 @@ const trit_tables TRITS;
 
 // trits of 16 codes: tr[0..D)
 template <int D>
-inline void decode(uint8x16_t c, const int8x16x2_t & mod3, const int8x16x2_t & div3, const int8x16x2_t & div9,
-                   int8x16_t * tr) {
+inline void decode(uint8x16_t c, int8x16_t mod3, int8x16_t div3, int8x16_t * tr) {
     // h = code / 9 = (code * 57) >> 9, exact for every byte; l = code - 9 h
     const uint8x16_t k57 = vdupq_n_u8(57);
     const uint16x8_t plo = vmull_u8(vget_low_u8(c), vget_low_u8(k57));
     const uint16x8_t phi = vmull_high_u8(c, k57);
-    const uint8x16_t h = vuzp1q_u8(vreinterpretq_u8_u16(vshrq_n_u16(plo, 9)), vreinterpretq_u8_u16(vshrq_n_u16(phi, 9)));
+    const uint8x16_t h = vshrq_n_u8(vuzp2q_u8(vreinterpretq_u8_u16(plo), vreinterpretq_u8_u16(phi)), 1);  // high bytes >> 1
     const uint8x16_t l = vmlsq_u8(c, h, vdupq_n_u8(9));
-    tr[0] = vqtbl1q_s8(mod3.val[0], l);
-    tr[1] = vqtbl1q_s8(div3.val[0], l);
+    tr[0] = vqtbl1q_s8(mod3, l);
+    tr[1] = vqtbl1q_s8(div3, l);
     if constexpr (D == 4) {  // h <= 8
-        tr[2] = vqtbl1q_s8(mod3.val[0], h);
-        tr[3] = vqtbl1q_s8(div3.val[0], h);
-    } else {                 // h <= 26
-        tr[2] = vqtbl2q_s8(mod3, h);
-        tr[3] = vqtbl2q_s8(div3, h);
-        tr[4] = vqtbl2q_s8(div9, h);
+        tr[2] = vqtbl1q_s8(mod3, h);
+        tr[3] = vqtbl1q_s8(div3, h);
+    } else {  // h <= 26: m = -(h / 9) by two compares, h mod 9 = h + 9 m, trit 4 = h / 9 - 1 = ~m
+        const uint8x16_t m = vaddq_u8(vcgtq_u8(h, vdupq_n_u8(8)), vcgtq_u8(h, vdupq_n_u8(17)));
+        const uint8x16_t hl = vmlaq_u8(h, m, vdupq_n_u8(9));
+        tr[2] = vqtbl1q_s8(mod3, hl);
+        tr[3] = vqtbl1q_s8(div3, hl);
+        tr[4] = vreinterpretq_s8_u8(vmvnq_u8(m));
     }
 }
 
-// int32 lanes whose sum is the dot product of D trit vectors with the D activation vectors at a
+// the D activation vectors of one slice: one 64-byte load (+ one for the fifth trit)
 template <int D>
-inline int32x4_t dot_slice(int32x4_t s, const int8x16_t * tr, const int8_t * a);
+inline void load_acts(const int8_t * a, int8x16_t * v) {
+    const int8x16x4_t x = vld1q_s8_x4(a);
+    v[0] = x.val[0];
+    v[1] = x.val[1];
+    v[2] = x.val[2];
+    v[3] = x.val[3];
+    if constexpr (D == 5) {
+        v[4] = vld1q_s8(a + 64);
+    }
+}
 
 #if defined(__ARM_FEATURE_DOTPROD)
+// int32 lanes whose sum is the dot product of D trit vectors with the D activation vectors at a
 template <int D>
 inline int32x4_t dot_slice(int32x4_t s, const int8x16_t * tr, const int8_t * a) {
+    int8x16_t v[D];
+    load_acts<D>(a, v);
     for (int j = 0; j < D; ++j) {
-        s = vdotq_s32(s, tr[j], vld1q_s8(a + 16 * j));
+        s = vdotq_s32(s, tr[j], v[j]);
     }
     return s;
 }
@@ -406,11 +453,24 @@ inline int32x4_t dot_slice(int32x4_t s, const int8x16_t * tr, const int8_t * a) 
 // plain NEON: products of D trit vectors with activations into two int16 accumulators
 template <int D>
 inline void mul_slice(int16x8_t & lo, int16x8_t & hi, const int8x16_t * tr, const int8_t * a) {
+    int8x16_t v[D];
+    load_acts<D>(a, v);
     for (int j = 0; j < D; ++j) {
-        const int8x16_t v = vld1q_s8(a + 16 * j);
-        lo = vmlal_s8(lo, vget_low_s8(tr[j]), vget_low_s8(v));
-        hi = vmlal_high_s8(hi, tr[j], v);
+        lo = vmlal_s8(lo, vget_low_s8(tr[j]), vget_low_s8(v[j]));
+        hi = vmlal_high_s8(hi, tr[j], v[j]);
     }
+}
+
+// codes 16 v .. 16 v + 15 of a block; I1_V's last slice holds its 4 tail codes, the other 12
+// lanes are code 0, whose activations are 0
+template <layout KIND>
+inline uint8x16_t codes16(const uint8_t * codes, int v) {
+    if (KIND == layout::i1 && v == 3) {
+        uint32_t tail;
+        std::memcpy(&tail, codes + 48, 4);
+        return vreinterpretq_u8_u32(vsetq_lane_u32(tail, vdupq_n_u32(0), 0));
+    }
+    return vld1q_u8(codes + 16 * v);
 }
 
 template <layout KIND, int NT>
@@ -419,9 +479,7 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
     constexpr layout_info li = info_of(KIND);
     constexpr int D = digits_of<KIND>;
     constexpr size_t PB = D * 64;  // prepared bytes per block
-    const int8x16x2_t mod3 = {{vld1q_s8(TRITS.mod3), vld1q_s8(TRITS.mod3 + 16)}};
-    const int8x16x2_t div3 = {{vld1q_s8(TRITS.div3), vld1q_s8(TRITS.div3 + 16)}};
-    const int8x16x2_t div9 = {{vld1q_s8(TRITS.div9), vld1q_s8(TRITS.div9 + 16)}};
+    const int8x16_t mod3 = vld1q_s8(TRITS.mod3), div3 = vld1q_s8(TRITS.div3);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
         const float * scales = w.row_scales(row0 + r);
@@ -429,24 +487,13 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
         for (int n = 0; n < NT; ++n) f[n] = vdupq_n_f32(0.0f);
         for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {
             __builtin_prefetch(codes + 4096);
-            uint8x16_t c[4];
-            c[0] = vld1q_u8(codes);
-            c[1] = vld1q_u8(codes + 16);
-            c[2] = vld1q_u8(codes + 32);
-            if constexpr (KIND == layout::i2) {
-                c[3] = vld1q_u8(codes + 48);
-            } else {  // 4 tail codes; the other 12 lanes are code 0, whose activations are 0
-                uint32_t tail;
-                std::memcpy(&tail, codes + 48, 4);
-                c[3] = vreinterpretq_u8_u32(vsetq_lane_u32(tail, vdupq_n_u32(0), 0));
-            }
 #if defined(__ARM_FEATURE_DOTPROD)
             int32x4_t s[NT];
             for (int n = 0; n < NT; ++n) s[n] = vdupq_n_s32(0);
 #pragma GCC unroll 4
             for (int v = 0; v < 4; ++v) {
                 int8x16_t tr[D];
-                decode<D>(c[v], mod3, div3, div9, tr);
+                decode<D>(codes16<KIND>(codes, v), mod3, div3, tr);
                 for (int n = 0; n < NT; ++n) {
                     s[n] = dot_slice<D>(s[n], tr, (const int8_t *) (prep + n * prep_stride + b * PB + v * D * 16));
                 }
@@ -457,7 +504,7 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
 #pragma GCC unroll 4
             for (int v = 0; v < 4; ++v) {
                 int8x16_t tr[D];
-                decode<D>(c[v], mod3, div3, div9, tr);
+                decode<D>(codes16<KIND>(codes, v), mod3, div3, tr);
                 for (int n = 0; n < NT; ++n) {
                     mul_slice<D>(lo[n], hi[n], tr, (const int8_t *) (prep + n * prep_stride + b * PB + v * D * 16));
                 }
