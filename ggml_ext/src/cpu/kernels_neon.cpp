@@ -31,9 +31,9 @@
 // a'_j[g] = the activation that trit j of code g multiplies (zero where no code is), stored per
 // block as [slice of 16 codes][trit j][16 bytes], so one slice's D (4 or 5) vectors are one
 // contiguous 64/80-byte load. Codes are decoded to trits (-1, 0, 1 as int8, so no offset term is
-// needed) with h = code / 9 = (code * 57) >> 9 (exact for every byte), l = code - 9 h and TBL
-// lookups of l and h (16-entry tables; I1_V's h <= 26 uses 32-entry ones), 10-11 instructions per
-// 16 codes, shared by up to 4 tokens. Per token and 16 codes:
+// needed) with h = code / 9 = (code * 57) >> 9 (exact for every byte), l = code - 9 h and 16-entry
+// TBL lookups of l and h (I1_V splits h <= 26 again by two compares): 9 instructions per 16 codes
+// (I2_V), 14 (I1_V), shared by up to 4 tokens. Per token and 16 codes:
 //     with dotprod: one load + D SDOT into int32 lanes (per block: scvtf + fmla);
 //     plain NEON:   one load + 2 D SMULL/SMLAL into int16 (per lane at most 4 slices x 5 trits
 //                   x 127 = 2540 per block), widened per block by SADDLP/SADALP, then scvtf + fmla.
@@ -53,9 +53,10 @@ namespace {
 constexpr int TILE = 32;    // tokens per tile: 4 slices of 8 int16
 constexpr int SLICE = 8;
 // Switch-over from the dot path to the vector LUT. Not measured on Arm hardware yet (only
-// emulated here); estimated from instruction counts per 256 weights x token: dot path (SDOT)
-// ~40 (NT = 4), plain NEON ~64; vector LUT 64 lookups x (2 + 1.5 S) / (8 S) tokens ~ 28 at
-// S = 2 (N = 9..16) plus the table build. Override with VECLUT_LUT_MIN_N.
+// emulated here), so estimated from the compiled loops (GCC 12, instructions per 256 weights x
+// token, I2_V): dot path with SDOT 40 (4 tokens at a time), plain NEON 71; vector LUT 35 at
+// S = 1 (N <= 8), 22 at S = 2, 18 at S = 4, plus the table build (~2 per entry and slice) and
+// L1 misses on the tables (331 KB per block). Override with VECLUT_LUT_MIN_N.
 #if defined(__ARM_FEATURE_DOTPROD)
 constexpr int LUT_MIN_N = 12;
 #else
