@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true", help="also run the full kernel matrix (slow)")
-    parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64",
+    parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64,arm64-nodot",
                      help="build profiles the build-backed tests cover (comma-separated)")
 
 

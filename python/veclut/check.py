@@ -22,6 +22,7 @@ LIMITS = {"KLD": 2e-4, "same top token": 0.99, "|PPL ratio - 1|": 1e-3}
 UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}  # TQ1_0 / TQ2_0 run by upstream's kernels
 CHUNKS = ("--chunks", "24")
 FIXTURE = Path("fixtures/bitnet-shakespeare")
+EMULATED_PROFILES = ("arm64", "arm64-nodot")
 
 
 def _built(name: str):
@@ -122,9 +123,9 @@ def run(profile: str, quick: bool, models: list[Path], text: Path | None, json_o
     _, bin_dir = _built(profile)
     _validate_inputs(bin_dir, profile, models, text, fixture)
     rows = kernel_rows(profile, quick)
-    arm = profile_build_dir("arm64") / "bin" / "test-veclut"
-    if profile != "arm64" and arm.exists():
-        rows += kernel_rows("arm64", quick)
+    for emulated in EMULATED_PROFILES:  # cross-compiled profiles run under qemu-user once built
+        if emulated != profile and (profile_build_dir(emulated) / "bin" / "test-veclut").exists():
+            rows += kernel_rows(emulated, quick)
     if models or fixture:
         with tempfile.TemporaryDirectory(prefix="veclut-check-") as work:
             if fixture:
