@@ -1,9 +1,10 @@
 // Orchestration of one MUL_MAT on repacked weights (all threads of the graph call it together):
 //   1. every thread quantizes a share of the tokens to Q8_K (upstream's own activation format);
 //   2a. small N: rows in dynamically taken chunks, dot products against all tokens;
-//   2b. otherwise, per token tile and per K-chunk: tables built (once and shared by the threads,
-//       or one copy per thread: tiles::private_tables), then rows in dynamically taken chunks
-//       look them up, streaming the weights once per token tile. Barriers separate the steps.
+//   2b. otherwise, per token tile and per K-chunk: tables built, then the rows look them up,
+//       streaming the weights once per token tile. By default (tiles::private_tables) every
+//       thread builds its own copy and keeps one range of rows, without barriers; shared tables
+//       are built once, rows taken in dynamic chunks, barriers between the steps.
 // All scratch lives in ggml's work buffer (sized by work_size): nothing is allocated per call.
 
 #include "matmul.h"
@@ -158,14 +159,41 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
 
     // 2b. vector LUT
     const int64_t entries = info_of(w.kind).table_entries;
+    if (p.t.private_tables) {
+        // Every thread builds its own tables, so nothing is shared between the steps but the row
+        // sums: each thread keeps one contiguous range of rows for the whole MUL_MAT and needs no
+        // barrier at all (hundreds per MUL_MAT otherwise, each a lost time slice when the threads
+        // outnumber the free cores).
+        const int64_t per = ((rows + nth - 1) / nth + rc - 1) / rc * rc;
+        const int64_t r_begin = std::min(rows, ith * per), r_end = std::min(rows, r_begin + per);
+        for (int64_t t0 = 0; t0 < N && r_begin < r_end; t0 += tile) {
+            const int nt = (int) std::min<int64_t>(tile, N - t0);
+            for (int64_t b0 = 0; b0 < blocks; b0 += p.t.kb) {
+                const int64_t kb = std::min(p.t.kb, blocks - b0);
+                for (int64_t i = 0; i < kb; ++i) {
+                    k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
+                }
+                for (int64_t row0 = r_begin; row0 < r_end; row0 += rc) {
+                    const int64_t nr = std::min(rc, r_end - row0);
+                    float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
+                    if (b0 == 0) {
+                        std::memset(sums, 0, nr * tile * sizeof(float));
+                    }
+                    k.lut_accumulate(w, row0, nr, b0, kb, tables, ascale, nt, sums);
+                    if (b0 + kb >= blocks) {
+                        store(op, sums, row0, nr, t0, nt, tile);
+                    }
+                }
+            }
+        }
+        return true;
+    }
     for (int64_t t0 = 0; t0 < N; t0 += tile) {
         const int nt = (int) std::min<int64_t>(tile, N - t0);
         for (int64_t b0 = 0; b0 < blocks; b0 += p.t.kb) {
             const int64_t kb = std::min(p.t.kb, blocks - b0);
-            // private tables: each thread builds the step's tables into its own copy; shared: the
-            // threads build the blocks of one copy between them (see tiles::private_tables)
-            const int64_t first = p.t.private_tables ? 0 : ith, stride = p.t.private_tables ? 1 : nth;
-            for (int64_t i = first; i < kb; i += stride) {
+            // shared tables: the threads build the blocks of one copy between them
+            for (int64_t i = ith; i < kb; i += nth) {
                 k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
             }
             ggml_barrier(params->threadpool);  // tables complete; the chunk counter was reset
