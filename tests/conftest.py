@@ -52,7 +52,21 @@ def builds():
 
 @pytest.fixture(scope="session")
 def native_build(builds):
-    return builds.get("native")
+    result = builds.get("native")
+    _import_what_the_build_installed(result)
+    return result
+
+
+def _import_what_the_build_installed(result):
+    """The build installs gguf-py (editable) into this environment while pytest runs; an editable
+    install's .pth hook only takes effect in new interpreters, so point this one at it directly."""
+    import importlib
+    import importlib.util
+
+    importlib.invalidate_caches()
+    if importlib.util.find_spec("gguf") is None:
+        sys.path.insert(0, str(result.bin_dir.parent.parent / "src/vendor/llama.cpp/gguf-py"))
+        importlib.invalidate_caches()
 
 
 def selected_profiles(config) -> list[str]:
