@@ -5,7 +5,7 @@
 // their total exceeds --min-bytes (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT
 // streams its weights from DRAM as in a real model; one graph holds one MUL_MAT per copy, and the
 // time of one MUL_MAT is the graph's time divided by the copies. Repeated --reps times: median,
-// min and max. Types:
+// min and max. Every configuration measures all types back to back. Types:
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
 //   TQ2_0, TQ1_0, Q4_0, Q2_0   upstream types in a plain CPU buffer (upstream's own kernels)
@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <random>
 #include <sstream>
 #include <string>
@@ -233,15 +234,20 @@ int main(int argc, char ** argv) {
                 for (int j = 0; j < 256; ++j) w[i + j] = (float) trit(rng) * d;
             }
         }
+        // all types' weights first, then each configuration measures every type back to back, so
+        // a change in machine load between configurations does not skew the ratios
+        std::map<std::string, std::unique_ptr<weight_set>> sets;
+        for (const auto & name : o.types) {
+            sets[name] = std::make_unique<weight_set>();
+            make_weights(*sets[name], spec_of(name), M, K, w, o.min_bytes);
+        }
         // results[type][threads][N]: per-MUL_MAT median seconds, for the ratios
         std::map<std::string, std::map<int, std::map<int64_t, timing>>> results;
-        for (const auto & name : o.types) {
-            const type_spec & t = spec_of(name);
-            weight_set ws;
-            make_weights(ws, t, M, K, w, o.min_bytes);
-            for (int nt : o.threads) {
-                ggml_backend_cpu_set_n_threads(cpu, nt);
-                for (int64_t N : o.tokens) {
+        for (int nt : o.threads) {
+            ggml_backend_cpu_set_n_threads(cpu, nt);
+            for (int64_t N : o.tokens) {
+                for (const auto & name : o.types) {
+                    const weight_set & ws = *sets[name];
                     const timing tm = measure(cpu, ws, K, N, o, rng);
                     results[name][nt][N] = tm;
                     const double ops = 2.0 * (double) M * (double) K * (double) N;

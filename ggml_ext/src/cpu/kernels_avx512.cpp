@@ -247,15 +247,10 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
             }
             for (int n = 0; n < NT; ++n) {
                 const uint8_t * a = prep + n * prep_stride + b * PB;
-                // two chains of vpdpbusd (their latency, not their throughput, would bound N = 1)
-                __m512i s0 = _mm512_loadu_si512(a + D * 64);  // -sum(a) in lane 0
-                __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), dg[1], _mm512_loadu_si512(a + 64));
-                s0 = _mm512_dpbusd_epi32(s0, dg[0], _mm512_loadu_si512(a));
-                for (int j = 2; j < D; ++j) {
-                    if (j % 2) s1 = _mm512_dpbusd_epi32(s1, dg[j], _mm512_loadu_si512(a + j * 64));
-                    else       s0 = _mm512_dpbusd_epi32(s0, dg[j], _mm512_loadu_si512(a + j * 64));
+                __m512i s = _mm512_loadu_si512(a + D * 64);  // -sum(a) in lane 0
+                for (int j = 0; j < D; ++j) {
+                    s = _mm512_dpbusd_epi32(s, dg[j], _mm512_loadu_si512(a + j * 64));
                 }
-                const __m512i s = _mm512_add_epi32(s0, s1);
                 f[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_set1_ps(scales[b] * acts[n][b].d), f[n]);
             }
         }
