@@ -124,3 +124,41 @@ def test_bad_paths_and_files_are_one_sentence(native_build, tmp_path, case, phra
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr and phrase in " ".join(result.stderr.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is left behind"
+
+
+def test_hf_layouts_of_one_model_convert_to_the_same_weights(native_build, tmp_path):
+    """The fixture as latent BitnetForCausalLM and as packed quant_method: bitnet (2B-4T layout):
+    the same ternary model, so veclut convert must produce the same I2_V tensors from both."""
+    import gguf
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures/bitnet-shakespeare"
+    outputs = {}
+    for layout in ("bitnet-latent", "bitnet-packed"):
+        out = tmp_path / f"{layout}.gguf"
+        result = run_veclut("convert", str(fixture / layout), str(out), "--type", "I2_V")
+        assert result.returncode == 0, result.stderr[-2000:]
+        outputs[layout] = {t.name: t for t in gguf.GGUFReader(out).tensors}
+    latent, packed = outputs["bitnet-latent"], outputs["bitnet-packed"]
+    assert latent.keys() == packed.keys()
+    ternary = [n for n, t in latent.items() if t.tensor_type.name == "I2_V"]
+    assert len(ternary) == 4 * 7
+    for name in latent:
+        np.testing.assert_allclose(_values(packed[name]), _values(latent[name]), rtol=1e-3, atol=0, err_msg=name)
+
+
+def test_hf_checkpoint_without_tokenizer_is_refused(native_build, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    fixture = Path(__file__).resolve().parents[1] / "fixtures/bitnet-shakespeare/bitnet-latent"
+    broken = tmp_path / "ckpt"
+    shutil.copytree(fixture, broken)
+    (broken / "tokenizer.model").unlink()
+    result = run_veclut("convert", str(broken), str(tmp_path / "out.gguf"), "--type", "I2_V")
+    assert result.returncode == 1 and "has no tokenizer" in result.stderr
+    (broken / "config.json").write_text('{"architectures": ["NoSuchModelForCausalLM"]}')
+    shutil.copy(fixture / "tokenizer.model", broken / "tokenizer.model")
+    result = run_veclut("convert", str(broken), str(tmp_path / "out.gguf"), "--type", "I2_V")
+    assert result.returncode == 1 and "does not support the architecture NoSuchModelForCausalLM" in result.stderr
+    assert not (tmp_path / "out.gguf").exists() and not list(tmp_path.glob(".veclut-tmp-*"))

@@ -34,6 +34,12 @@ def _check_checkpoint(src: Path) -> str:
     return architectures[0]
 
 
+def _is_packed(src: Path) -> bool:
+    """quant_method: bitnet checkpoints, which llama.cpp's converter can only unpack eagerly."""
+    config = json.loads((src / "config.json").read_text())
+    return (config.get("quantization_config") or {}).get("quant_method") == "bitnet"
+
+
 def _converter() -> Path:
     script = source_tree() / "vendor/llama.cpp/convert_hf_to_gguf.py"
     if not script.is_file():
@@ -52,7 +58,9 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool):
     try:
         f32 = scratch / "model-f32.gguf"
         with ui.status(f"llama.cpp's convert_hf_to_gguf: {architecture} -> F32 GGUF"):
-            result = subprocess.run([sys.executable, str(script), str(src), "--outtype", "f32", "--outfile", str(f32)],
+            # lazy evaluation fails on packed weights (torch 2.13: "not on the expected device meta")
+            eager = ["--no-lazy"] if _is_packed(src) else []
+            result = subprocess.run([sys.executable, str(script), str(src), "--outtype", "f32", "--outfile", str(f32), *eager],
                                     capture_output=True, text=True)
         if result.returncode != 0:
             lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
