@@ -17,6 +17,7 @@
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "veclut.h"
+#include "../tools/arg-lists.h"
 
 #include <algorithm>
 #include <chrono>
@@ -62,19 +63,6 @@ struct options {
     unsigned seed = 42;
 };
 
-template <typename T, typename F>
-std::vector<T> split(const std::string & s, F parse) {
-    std::vector<T> out;
-    std::stringstream ss(s);
-    std::string item;
-    while (std::getline(ss, item, ',')) {
-        if (!item.empty()) {
-            out.push_back(parse(item));
-        }
-    }
-    return out;
-}
-
 [[noreturn]] void usage(const char * why) {
     fprintf(stderr, "bench-veclut: %s\n"
         "usage: bench-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...]\n"
@@ -90,17 +78,13 @@ options parse(int argc, char ** argv) {
         std::string a = argv[i];
         auto next = [&]() -> std::string { if (i + 1 >= argc) usage(("missing value for " + a).c_str()); return argv[++i]; };
         if (a == "--shapes") {
-            o.shapes = split<std::pair<int64_t, int64_t>>(next(), [](const std::string & s) {
-                const auto x = s.find('x');
-                if (x == std::string::npos) usage(("shape must be MxK: " + s).c_str());
-                return std::make_pair(std::stoll(s.substr(0, x)), std::stoll(s.substr(x + 1)));
-            });
+            o.shapes = veclut_args::shapes(next());
         } else if (a == "--tokens") {
-            o.tokens = split<int64_t>(next(), [](const std::string & s) { return std::stoll(s); });
+            o.tokens = veclut_args::int64s(next());
         } else if (a == "--threads") {
-            o.threads = split<int>(next(), [](const std::string & s) { return std::stoi(s); });
+            o.threads = veclut_args::ints(next());
         } else if (a == "--types") {
-            o.types = split<std::string>(next(), [](const std::string & s) { return s; });
+            o.types = veclut_args::strings(next());
         } else if (a == "--reps") {
             o.reps = std::stoi(next());
         } else if (a == "--min-mib") {
@@ -116,7 +100,7 @@ options parse(int argc, char ** argv) {
         }
     }
     for (const auto & s : o.shapes) {
-        if (s.first < 1 || s.second < 256 || s.second % 256 != 0) usage("K must be a positive multiple of 256 and M >= 1");
+        if (s.first < 1 || s.second < 256 || s.second % 256 != 0) usage("shapes are MxK with M >= 1 and K a positive multiple of 256");
     }
     for (const auto & t : o.types) {
         if (std::none_of(TYPES.begin(), TYPES.end(), [&](const type_spec & s) { return s.name == t; })) {
