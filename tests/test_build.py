@@ -1,6 +1,5 @@
 """Build-backed tests: the patched tree builds, its programs run, and Python is bound to it."""
 
-import os
 import re
 import subprocess
 import sys
