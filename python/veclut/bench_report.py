@@ -52,7 +52,7 @@ def markdown(report: dict, images: list[str]) -> str:
             lines.append("")
             ups = [r for r in report.get("e2e_ratios", []) if r["suite"] == suite]
             if ups:
-                lines += ["| test | speed-up | ×", "|---|---|---:|"]
+                lines += ["| test | speed-up | × |", "|---|---|---:|"]
                 lines += [f"| {r['test']} | {r['type']} / {r['baseline']} | **{r['speedup']:.2f}** |" for r in ups]
                 lines.append("")
     if report.get("regressions"):
