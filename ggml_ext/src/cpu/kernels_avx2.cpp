@@ -230,10 +230,6 @@ inline __m256i block_sum(const uint8_t * codes, const int16_t * t) {
     return _mm256_add_epi16(s0, s1);
 }
 
-// Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
-// hardware prefetcher does not follow: the kernel fetches those of a row PREFETCH_ROWS ahead.
-constexpr int64_t PREFETCH_ROWS = 32;
-
 template <layout KIND>
 void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                       const int16_t * tables, const float * act_scale, float * acc) {
@@ -242,13 +238,7 @@ void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int
         const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
         const float * scales = w.row_scales(row0 + r) + b0;
         float * out = acc + r * TILE;
-        if (row0 + r + PREFETCH_ROWS < w.rows) {
-            const char * ahead = (const char *) w.row_codes(row0 + r + PREFETCH_ROWS) + b0 * li.code_bytes;
-            for (int64_t off = 0; off < kb * li.code_bytes; off += 64) {
-                _mm_prefetch(ahead + off, _MM_HINT_T0);
-            }
-            _mm_prefetch(ahead + kb * li.code_bytes - 1, _MM_HINT_T0);
-        }
+        x86::prefetch_step_codes(w, row0 + r, b0, kb, li.code_bytes);
         __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
         for (int64_t b = 0; b < kb; ++b, codes += li.code_bytes) {
             const __m256i s = block_sum<KIND>(codes, tables + b * li.table_entries * TILE);

@@ -4,6 +4,8 @@
 
 #include "kernels.h"
 
+#include <immintrin.h>
+
 namespace veclut {
 namespace x86 {
 
@@ -16,6 +18,21 @@ void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out)
 // AVX2 dot path (also the AVX-512 set's when the build has no VBMI/VNNI).
 void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
               const uint8_t * prep, size_t prep_stride, int nt, float * out, int64_t out_stride);
+
+// Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
+// hardware prefetcher does not follow: the LUT kernels fetch those of the row PREFETCH_ROWS ahead.
+constexpr int64_t PREFETCH_ROWS = 32;
+
+inline void prefetch_step_codes(const packed_weights & w, int64_t row, int64_t b0, int64_t kb, int code_bytes) {
+    if (row + PREFETCH_ROWS >= w.rows) {
+        return;
+    }
+    const char * ahead = (const char *) w.row_codes(row + PREFETCH_ROWS) + b0 * code_bytes;
+    for (int64_t off = 0; off < kb * code_bytes; off += 64) {
+        _mm_prefetch(ahead + off, _MM_HINT_T0);
+    }
+    _mm_prefetch(ahead + kb * code_bytes - 1, _MM_HINT_T0);
+}
 
 }  // namespace x86
 }  // namespace veclut

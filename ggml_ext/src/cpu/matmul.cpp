@@ -159,6 +159,19 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
 
     // 2b. vector LUT
     const int64_t entries = info_of(w.kind).table_entries;
+    // one K-chunk step on rows [row0, row0+nr): row sums start at zero on the first chunk and go to
+    // dst after the last (they live in the work buffer in between when K spans several chunks)
+    auto lut_rows = [&](int64_t row0, int64_t nr, int64_t t0, int nt, int64_t b0, int64_t kb,
+                        const int16_t * step_tables, const float * step_scales) {
+        float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
+        if (b0 == 0) {
+            std::memset(sums, 0, nr * tile * sizeof(float));
+        }
+        k.lut_accumulate(w, row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        if (b0 + kb >= blocks) {
+            store(op, sums, row0, nr, t0, nt, tile);
+        }
+    };
     if (p.t.private_tables) {
         // Every thread builds its own tables, so nothing is shared between the steps but the row
         // sums: each thread keeps one contiguous range of rows for the whole MUL_MAT and needs no
@@ -174,15 +187,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
                     k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
                 }
                 for (int64_t row0 = r_begin; row0 < r_end; row0 += rc) {
-                    const int64_t nr = std::min(rc, r_end - row0);
-                    float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
-                    if (b0 == 0) {
-                        std::memset(sums, 0, nr * tile * sizeof(float));
-                    }
-                    k.lut_accumulate(w, row0, nr, b0, kb, tables, ascale, nt, sums);
-                    if (b0 + kb >= blocks) {
-                        store(op, sums, row0, nr, t0, nt, tile);
-                    }
+                    lut_rows(row0, std::min(rc, r_end - row0), t0, nt, b0, kb, tables, ascale);
                 }
             }
         }
@@ -198,15 +203,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             }
             ggml_barrier(params->threadpool);  // tables complete; the chunk counter was reset
             for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
-                const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
-                float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
-                if (b0 == 0) {
-                    std::memset(sums, 0, nr * tile * sizeof(float));
-                }
-                k.lut_accumulate(w, row0, nr, b0, kb, tables, ascale, nt, sums);
-                if (b0 + kb >= blocks) {
-                    store(op, sums, row0, nr, t0, nt, tile);
-                }
+                lut_rows(c * rc, std::min(rc, rows - c * rc), t0, nt, b0, kb, tables, ascale);
             }
             ggml_barrier(params->threadpool);
             if (ith == 0) {  // safe: every thread is past its last chunk_add of this step
