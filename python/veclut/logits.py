@@ -9,12 +9,13 @@ from pathlib import Path
 
 from .errors import VeclutError
 
+_NUMBER = r"([-+]?(?:nan|inf|[\d.]+(?:[eE][-+]?\d+)?))"  # printf's %lf, NaN and infinity included
 _FIELDS = {
-    "kld": r"Mean\s+KLD:\s+([-\d.eE+]+)",
-    "same_top": r"Same top p:\s+([-\d.eE+]+)",
-    "ppl_ratio": r"Mean PPL\(Q\)/PPL\(base\)\s*:\s+([-\d.eE+]+)",
-    "ppl": r"Mean PPL\(Q\)\s*:\s+([-\d.eE+]+)",
-    "ppl_base": r"Mean PPL\(base\)\s*:\s+([-\d.eE+]+)",
+    "kld": r"Mean\s+KLD:\s+" + _NUMBER,
+    "same_top": r"Same top p:\s+" + _NUMBER,
+    "ppl_ratio": r"Mean PPL\(Q\)/PPL\(base\)\s*:\s+" + _NUMBER,
+    "ppl": r"Mean PPL\(Q\)\s*:\s+" + _NUMBER,
+    "ppl_base": r"Mean PPL\(base\)\s*:\s+" + _NUMBER,
 }
 
 
@@ -52,7 +53,9 @@ def compare(bin_dir: Path, base: Path, test: Path, text: Path, *, ctx: int = 256
     for key, pattern in _FIELDS.items():
         match = re.search(pattern, out)
         if not match:
-            raise VeclutError(f"llama-perplexity printed no '{key}' for {test.name}; its output format changed")
+            last = (out.strip().splitlines() or ["nothing"])[-1].strip()
+            raise VeclutError(f"llama-perplexity printed no '{key}' for {test.name} (its last line: {last!r}); "
+                              "check that patches/ are applied (0007 flushes the log at exit)")
         values[key] = float(match[1])
     values["same_top"] /= 100.0
     return LogitComparison(**values)
