@@ -7,6 +7,10 @@
 //   I2_V, I1_V          new types in veclut's buffer (repacked, vector-LUT / dot kernels)
 //   TQ2_0+, TQ1_0+      upstream types in veclut's buffer (accelerated by veclut)
 //   I2_V/generic, ...   new types in a plain CPU buffer (ggml's generic path with veclut's vec_dot)
+// With --experts E/U every case is a MUL_MAT_ID instead: E experts of M x K, U of them per token
+// (expert 0 in every token, so it takes the vector-LUT path while the others get few tokens and
+// the dot path), once with one activation row per token broadcast to its U experts (as the
+// gate/up projections) and once with one row per slot (as the down projection).
 
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -51,6 +55,7 @@ struct options {
     std::vector<std::string> inputs = {"normal"};
     std::vector<std::string> variants = {"I2_V", "I1_V", "TQ2_0+", "TQ1_0+"};
     std::string path = "auto";     // auto | dot | lut
+    int experts = 0, used = 0;     // MUL_MAT_ID with this many experts, used per token (0: MUL_MAT)
     int ref_rows = 64;             // rows checked against float64 (all if fewer)
     double max_nmse_ref = 5e-4;    // as upstream test-backend-ops for MUL_MAT
     double max_nmse_upstream = 1e-8;  // same Q8_K activations and weights: float order only
@@ -61,7 +66,7 @@ struct options {
     fprintf(stderr, "test-veclut: %s\n"
         "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst]\n"
         "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,I2_V/generic,I1_V/generic] [--path auto|dot|lut]\n"
-        "                   [--ref-rows R] [--seed S]\n", why);
+        "                   [--experts E/U] [--ref-rows R] [--seed S]\n", why);
     exit(2);
 }
 
@@ -82,6 +87,13 @@ options parse(int argc, char ** argv) {
             o.variants = veclut_args::strings(next());
         } else if (a == "--path") {
             o.path = next();
+        } else if (a == "--experts") {
+            const std::string v = next();
+            const auto slash = v.find('/');
+            if (slash == std::string::npos) usage("--experts takes E/U, e.g. 8/2");
+            o.experts = std::stoi(v.substr(0, slash));
+            o.used = std::stoi(v.substr(slash + 1));
+            if (o.experts < 2 || o.used < 1 || o.used > o.experts) usage("--experts E/U needs E >= 2 and 1 <= U <= E");
         } else if (a == "--ref-rows") {
             o.ref_rows = std::stoi(next());
         } else if (a == "--seed") {
@@ -153,35 +165,58 @@ struct weights_on_backend {
     ~weights_on_backend() { if (buf) ggml_backend_buffer_free(buf); if (ctx) ggml_free(ctx); }
 };
 
-void load(weights_on_backend & wb, ggml_type type, int64_t M, int64_t K, const std::vector<uint8_t> & data,
-          ggml_backend_buffer_type_t buft) {
+void load(weights_on_backend & wb, ggml_type type, int64_t M, int64_t K, int64_t experts,
+          const std::vector<uint8_t> & data, ggml_backend_buffer_type_t buft) {
     ggml_init_params ip = {ggml_tensor_overhead() * 2, nullptr, true};
     wb.ctx = ggml_init(ip);
-    wb.t = ggml_new_tensor_2d(wb.ctx, type, K, M);
+    wb.t = experts > 0 ? ggml_new_tensor_3d(wb.ctx, type, K, M, experts) : ggml_new_tensor_2d(wb.ctx, type, K, M);
     wb.buf = ggml_backend_alloc_ctx_tensors_from_buft(wb.ctx, buft);
     ggml_backend_tensor_set(wb.t, data.data(), 0, data.size());
 }
 
-// y = W x on the CPU backend with n threads; y is N x M (token-major, as ggml's dst)
-std::vector<float> run(ggml_backend_t cpu, ggml_tensor * w, const std::vector<float> & x, int64_t N) {
-    const int64_t K = w->ne[0], M = w->ne[1];
+// Routing of a MUL_MAT_ID: ids[n * used + u] is token n's u-th expert; x has b_rows rows per token.
+struct moe_routing {
+    int used = 0, b_rows = 0;
+    std::vector<int32_t> ids;
+};
+
+moe_routing make_routing(int experts, int used, int b_rows, int64_t N, std::mt19937 & rng) {
+    moe_routing r{used, b_rows, std::vector<int32_t>(N * used)};
+    std::vector<int32_t> pool(experts - 1);
+    for (int64_t n = 0; n < N; ++n) {
+        for (int e = 1; e < experts; ++e) pool[e - 1] = e;
+        std::shuffle(pool.begin(), pool.end(), rng);
+        r.ids[n * used] = 0;  // the hot expert
+        for (int u = 1; u < used; ++u) r.ids[n * used + u] = pool[u - 1];
+    }
+    return r;
+}
+
+// y = W x on the CPU backend with n threads; y is N x M (token-major, as ggml's dst), or for a
+// MUL_MAT_ID N x used x M
+std::vector<float> run(ggml_backend_t cpu, ggml_tensor * w, const std::vector<float> & x, int64_t N,
+                       const moe_routing * moe = nullptr) {
+    const int64_t K = w->ne[0];
     ggml_init_params ip = {ggml_tensor_overhead() * 4 + ggml_graph_overhead(), nullptr, true};
     ggml_context * ctx = ggml_init(ip);
-    ggml_tensor * xt = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
-    ggml_tensor * y = ggml_mul_mat(ctx, w, xt);
+    ggml_tensor * xt = moe ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, moe->b_rows, N) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
+    ggml_tensor * ids = moe ? ggml_new_tensor_2d(ctx, GGML_TYPE_I32, moe->used, N) : nullptr;
+    ggml_tensor * y = moe ? ggml_mul_mat_id(ctx, w, xt, ids) : ggml_mul_mat(ctx, w, xt);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
     ggml_backend_tensor_set(xt, x.data(), 0, x.size() * sizeof(float));
+    if (moe) {
+        ggml_backend_tensor_set(ids, moe->ids.data(), 0, moe->ids.size() * sizeof(int32_t));
+    }
     if (ggml_backend_graph_compute(cpu, gf) != GGML_STATUS_SUCCESS) {
         fprintf(stderr, "test-veclut: graph compute failed\n");
         exit(1);
     }
-    std::vector<float> out(M * N);
+    std::vector<float> out(ggml_nelements(y));
     ggml_backend_tensor_get(y, out.data(), 0, out.size() * sizeof(float));
     ggml_backend_buffer_free(buf);
     ggml_free(ctx);
-    (void) M;
     return out;
 }
 
@@ -233,43 +268,59 @@ int main(int argc, char ** argv) {
     std::mt19937 rng(o.seed);
     int failures = 0;
 
+    // MUL_MAT: one case per token count; MUL_MAT_ID: one with broadcast rows, one with a row per slot
+    std::vector<int> b_rows_list = o.experts ? std::vector<int>{1, o.used} : std::vector<int>{0};
+    const int64_t E = std::max(o.experts, 1);
     for (const auto & shape : o.shapes) {
         const int64_t M = shape.first, K = shape.second;
         for (const auto & input : o.inputs) {
             std::vector<float> w;
-            make_weights(input, M, K, rng, w);
-            // rows checked against float64: spread over the matrix
+            make_weights(input, M * E, K, rng, w);
+            // rows checked against float64: spread over the matrix (of every expert)
             std::vector<int64_t> rows;
             const int64_t step = std::max<int64_t>(1, M / o.ref_rows);
             for (int64_t r = 0; r < M; r += step) rows.push_back(r);
 
             for (const auto & v : chosen) {
-                const auto qv = quantize(v.type, w, M, K);
-                const auto qu = quantize(v.upstream, w, M, K);
+                const auto qv = quantize(v.type, w, M * E, K);
+                const auto qu = quantize(v.upstream, w, M * E, K);
                 // lossless: the new type and upstream's hold exactly the same values
-                const bool lossless = dequantize(v.type, qv, M, K) == w && dequantize(v.upstream, qu, M, K) == w;
+                const bool lossless = dequantize(v.type, qv, M * E, K) == w && dequantize(v.upstream, qu, M * E, K) == w;
                 weights_on_backend mine, theirs;
-                load(mine, v.type, M, K, qv, v.veclut_buffer ? ggml_backend_veclut_buffer_type() : ggml_backend_cpu_buffer_type());
-                load(theirs, v.upstream, M, K, qu, ggml_backend_cpu_buffer_type());
+                load(mine, v.type, M, K, o.experts, qv, v.veclut_buffer ? ggml_backend_veclut_buffer_type() : ggml_backend_cpu_buffer_type());
+                load(theirs, v.upstream, M, K, o.experts, qu, ggml_backend_cpu_buffer_type());
 
                 for (int64_t N : o.tokens) {
+                  for (int b_rows : b_rows_list) {
+                    const int64_t x_rows = o.experts ? N * b_rows : N;
                     std::vector<float> x;
-                    make_activations(input, K, N, rng, x);
-                    std::vector<double> ref(N * rows.size());
-                    for (int64_t n = 0; n < N; ++n) {
+                    make_activations(input, K, x_rows, rng, x);
+                    moe_routing routing;
+                    if (o.experts) {
+                        routing = make_routing(o.experts, o.used, b_rows, N, rng);
+                    }
+                    // outputs: N (MUL_MAT) or N x used (MUL_MAT_ID), each M long; output o reads
+                    // weight matrix expert_of(o) and activation row x_row_of(o)
+                    const int64_t U = o.experts ? o.used : 1, n_out = N * U;
+                    auto expert_of = [&](int64_t out) -> int64_t { return o.experts ? routing.ids[out] : 0; };
+                    auto x_row_of = [&](int64_t out) -> int64_t { return o.experts ? (out / U) * b_rows + (out % U) % b_rows : out; };
+                    std::vector<double> ref(n_out * rows.size());
+                    for (int64_t out = 0; out < n_out; ++out) {
+                        const float * xr = x.data() + x_row_of(out) * K;
                         for (size_t i = 0; i < rows.size(); ++i) {
+                            const float * wr = w.data() + (expert_of(out) * M + rows[i]) * K;
                             double s = 0.0;
-                            for (int64_t k = 0; k < K; ++k) s += (double) w[rows[i] * K + k] * (double) x[n * K + k];
-                            ref[n * rows.size() + i] = s;
+                            for (int64_t k = 0; k < K; ++k) s += (double) wr[k] * (double) xr[k];
+                            ref[out * rows.size() + i] = s;
                         }
                     }
                     for (int nt : o.threads) {
                         ggml_backend_cpu_set_n_threads(cpu, nt);
-                        const auto y = run(cpu, mine.t, x, N);
-                        const auto yu = run(cpu, theirs.t, x, N);
-                        const double e_ref = nmse(y, ref, rows, M, N);
+                        const auto y = run(cpu, mine.t, x, N, o.experts ? &routing : nullptr);
+                        const auto yu = run(cpu, theirs.t, x, N, o.experts ? &routing : nullptr);
+                        const double e_ref = nmse(y, ref, rows, M, n_out);
                         const double e_up = nmse_all(y, yu);
-                        const double e_up_ref = nmse(yu, ref, rows, M, N);
+                        const double e_up_ref = nmse(yu, ref, rows, M, n_out);
                         const bool finite = std::isfinite(e_ref) && std::isfinite(e_up);
                         // Against float64 the error is dominated by the Q8_K rounding of the activations, which
                         // upstream shares: the bound is test-backend-ops' 5e-4, or upstream's own error where
@@ -278,13 +329,15 @@ int main(int argc, char ** argv) {
                         const bool pass = lossless && finite && ref_ok && e_up <= o.max_nmse_upstream;
                         failures += pass ? 0 : 1;
                         printf("{\"variant\": \"%s\", \"M\": %lld, \"K\": %lld, \"N\": %lld, \"threads\": %d, \"input\": \"%s\", "
-                               "\"path\": \"%s\", \"lossless\": %s, \"nmse_ref\": %.3e, \"nmse_upstream\": %.3e, "
+                               "\"path\": \"%s\", \"experts\": %d, \"used\": %d, \"b_rows\": %d, \"lossless\": %s, "
+                               "\"nmse_ref\": %.3e, \"nmse_upstream\": %.3e, "
                                "\"upstream_nmse_ref\": %.3e, \"max_nmse_ref\": %.1e, \"max_nmse_upstream\": %.1e, \"pass\": %s}\n",
                                v.name.c_str(), (long long) M, (long long) K, (long long) N, nt, input.c_str(), o.path.c_str(),
-                               lossless ? "true" : "false", e_ref, e_up, e_up_ref, o.max_nmse_ref, o.max_nmse_upstream,
-                               pass ? "true" : "false");
+                               o.experts, o.used, b_rows, lossless ? "true" : "false", e_ref, e_up, e_up_ref,
+                               o.max_nmse_ref, o.max_nmse_upstream, pass ? "true" : "false");
                         fflush(stdout);
                     }
+                  }
                 }
             }
         }

@@ -81,21 +81,26 @@ static bool is_ours(const ggml_tensor * t) {
     return t->buffer != nullptr && t->buffer->buft == ggml_backend_veclut_buffer_type();
 }
 
+static bool host(const ggml_tensor * t) {
+    return t->buffer == nullptr || ggml_backend_buft_is_host(t->buffer->buft);
+}
+
 class extra_buffer_type : public ggml::cpu::extra_buffer_type {
   public:
+    // MUL_MAT on one 2-D weight matrix, or MUL_MAT_ID on a stack of experts (3-D weights)
     bool supports_op(ggml_backend_dev_t, const struct ggml_tensor * op) override {
-        if (op->op != GGML_OP_MUL_MAT) {
+        const bool moe = op->op == GGML_OP_MUL_MAT_ID;
+        if (op->op != GGML_OP_MUL_MAT && !moe) {
             return false;
         }
         const ggml_tensor * w = op->src[0];
         const ggml_tensor * x = op->src[1];
-        return is_ours(w) && accelerates(w->type) && w->ne[2] == 1 && w->ne[3] == 1 &&
-               x->type == GGML_TYPE_F32 && x->nb[0] == sizeof(float) &&
-               (x->buffer == nullptr || ggml_backend_buft_is_host(x->buffer->buft));
+        return is_ours(w) && accelerates(w->type) && (moe || w->ne[2] == 1) && w->ne[3] == 1 &&
+               x->type == GGML_TYPE_F32 && x->nb[0] == sizeof(float) && host(x) && (!moe || host(op->src[2]));
     }
 
     ggml::cpu::tensor_traits * get_tensor_traits(const struct ggml_tensor * op) override {
-        if (op->op == GGML_OP_MUL_MAT && is_ours(op->src[0])) {
+        if ((op->op == GGML_OP_MUL_MAT || op->op == GGML_OP_MUL_MAT_ID) && is_ours(op->src[0])) {
             return (ggml::cpu::tensor_traits *) op->src[0]->extra;
         }
         return nullptr;

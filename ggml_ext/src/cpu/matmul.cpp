@@ -1,14 +1,19 @@
-// Orchestration of one MUL_MAT on repacked weights (all threads of the graph call it together):
-//   1. every thread quantizes a share of the tokens to Q8_K (upstream's own activation format);
-//   2a. small N: rows in dynamically taken chunks, dot products against all tokens;
-//   2b. otherwise, per token tile and per K-chunk: tables built, then the rows look them up,
-//       streaming the weights once per token tile. By default (tiles::private_tables) every
-//       thread builds its own copy and keeps one range of rows, without barriers; shared tables
-//       are built once, rows taken in dynamic chunks, barriers between the steps.
+// Orchestration of one MUL_MAT or MUL_MAT_ID on repacked weights (all threads of the graph call
+// it together). jobs.h routes the op into jobs (one weight matrix times the activation rows
+// routed to it); then:
+//   1. every thread quantizes a share of src1's rows to Q8_K (upstream's own activation format)
+//      while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
+//   2. vector-LUT jobs (n >= lut_min_n), per token tile and per K-chunk: tables built, then the
+//      rows look them up, streaming the weights once per token tile. By default
+//      (tiles::private_tables) every thread builds its own copy and keeps one range of rows of
+//      every job, without barriers; shared tables (MUL_MAT only) are built once, rows taken in
+//      dynamic chunks, barriers between the steps;
+//   3. dot-path jobs (small n): row chunks of all of them, taken dynamically from one counter.
 // All scratch lives in ggml's work buffer (sized by work_size): nothing is allocated per call.
 
 #include "matmul.h"
 
+#include "jobs.h"
 #include "kernels.h"
 #include "packed.h"
 #include "tuning.h"
@@ -30,27 +35,40 @@ void * align_up(void * p) { return (void *) align64((size_t) p); }
 
 struct work_layout {
     tiles   t;
-    int64_t tokens;
-    size_t  prep_stride;                         // bytes of prepared activations per token (dot path)
+    routing_size rs;
+    int64_t rows;                                    // M: rows of one weight matrix
+    size_t  prep_stride;                             // bytes of prepared activations per position (dot path)
     bool    lut_steps;                               // vector LUT over more than one K-chunk
-    int64_t dot_chunk, acc_rows;
-    size_t  table_bytes, scale_bytes;                // of one copy of the tables (see tiles::private_tables)                     // rows per chunk of the dot path; rows of acc
-    size_t  ptrs, prep, tables, scales, acc, racc, total;  // byte offsets into the work buffer
+    int64_t dot_chunk, acc_rows;                     // rows per chunk of the dot path; rows of acc
+    size_t  table_bytes, scale_bytes;                // of one copy of the tables (see tiles::private_tables)
+    size_t  acts, outs, prep, route, jobs, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
+
+bool is_matmul(const ggml_tensor * op) { return op->op == GGML_OP_MUL_MAT || op->op == GGML_OP_MUL_MAT_ID; }
 
 work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const ggml_tensor * src0 = op->src[0];
-    const ggml_tensor * src1 = op->src[1];
     layout kind;
     layout_for_type(src0->type, &kind);
     const int64_t blocks = src0->ne[0] / QK_K;
+    const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     work_layout p;
-    p.t      = choose_tiles(k, kind, blocks);
-    p.tokens = src1->ne[1] * src1->ne[2] * src1->ne[3];
-    p.ptrs   = align64(p.tokens * blocks * sizeof(block_q8_K));
-    p.prep_stride = (p.tokens < p.t.lut_min_n && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
-    p.prep   = p.ptrs + align64(p.tokens * sizeof(block_q8_K *));
-    p.tables = p.prep + p.tokens * p.prep_stride;
+    p.t    = choose_tiles(k, kind, blocks);
+    p.rs   = routing_size_of(op);
+    p.rows = src0->ne[1];
+    if (moe) {
+        p.t.private_tables = true;  // shared tables would need barriers per expert
+    }
+    // prepared activations: only positions of dot-path jobs read them; an expert of a MoE may
+    // get few tokens whatever the batch, a plain MUL_MAT only when the batch is small
+    const bool some_dot = moe || p.rs.positions < p.t.lut_min_n;
+    p.prep_stride = (some_dot && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
+    p.acts   = align64(p.rs.src_rows * blocks * sizeof(block_q8_K));
+    p.outs   = p.acts + align64(p.rs.positions * sizeof(block_q8_K *));
+    p.prep   = p.outs + align64(p.rs.positions * sizeof(float *));
+    p.route  = p.prep + p.rs.positions * p.prep_stride;  // src_index[positions], count[matrices + 1], njobs
+    p.jobs   = p.route + align64((p.rs.positions + p.rs.matrices + 2) * sizeof(int64_t));
+    p.tables = p.jobs + align64(p.rs.matrices * sizeof(job));
     p.table_bytes = align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
     p.scale_bytes = align64(p.t.kb * p.t.tile_n * sizeof(float));
     const int copies = p.t.private_tables ? nth : 1;
@@ -58,43 +76,120 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     p.acc    = p.scales + copies * p.scale_bytes;
     // vector LUT over several K-chunks: float sums of every row of the token tile stay in the
     // work buffer between the chunks (rows x tile_n), written to dst once per token tile
-    p.lut_steps = p.tokens >= p.t.lut_min_n && blocks > p.t.kb;
+    p.lut_steps = (moe || p.rs.positions >= p.t.lut_min_n) && blocks > p.t.kb;
     // dot path: longer runs of contiguous rows per chunk keep the prefetch streams going (every
     // chunk boundary restarts them), with at least 4 chunks per thread for the dynamic balance;
     // VECLUT_ROW_CHUNK, when set, fixes both paths' chunks
     p.dot_chunk = p.t.row_chunk_set ? p.t.row_chunk
-                                    : std::clamp<int64_t>(src0->ne[1] / (4 * nth), p.t.row_chunk, 256);
+                                    : std::clamp<int64_t>(p.rows / (4 * nth), p.t.row_chunk, 256);
     p.acc_rows = std::max(p.t.row_chunk, p.dot_chunk);
     p.racc   = p.acc + nth * align64(p.acc_rows * p.t.tile_n * sizeof(float));
-    p.total  = p.racc + (p.lut_steps ? align64(src0->ne[1] * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
+    p.total  = p.racc + (p.lut_steps ? align64(p.rows * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
     return p;
 }
 
-// dst row of flat token index n (src1 may be 3-D / 4-D: tokens are its rows in order)
-float * dst_row(const ggml_tensor * dst, int64_t n) {
-    const int64_t i1 = n % dst->ne[1], i2 = (n / dst->ne[1]) % dst->ne[2], i3 = n / (dst->ne[1] * dst->ne[2]);
-    return (float *) ((char *) dst->data + i1 * dst->nb[1] + i2 * dst->nb[2] + i3 * dst->nb[3]);
-}
-
-const float * src_row(const ggml_tensor * src1, int64_t n) {
-    const int64_t i1 = n % src1->ne[1], i2 = (n / src1->ne[1]) % src1->ne[2], i3 = n / (src1->ne[1] * src1->ne[2]);
-    return (const float *) ((const char *) src1->data + i1 * src1->nb[1] + i2 * src1->nb[2] + i3 * src1->nb[3]);
-}
-
-// acc holds rows x tile_n results of tokens [t0, t0+nt); write them into dst
-void store(const ggml_tensor * dst, const float * acc, int64_t row0, int64_t nrows, int64_t t0, int nt, int tile_n) {
+// acc holds rows x tile_n results of nt positions; write them into their output rows
+void store(float * const * outs, const float * acc, int64_t row0, int64_t nrows, int nt, int tile_n) {
     for (int n = 0; n < nt; ++n) {
-        float * out = dst_row(dst, t0 + n) + row0;
+        float * out = outs[n] + row0;
         for (int64_t r = 0; r < nrows; ++r) {
             out[r] = acc[r * tile_n + n];
         }
     }
 }
 
+// What one thread needs to run jobs: views into the work buffer and the op's plan.
+struct runner {
+    const kernel_set & k;
+    const work_layout & p;
+    const packed_weights & w;
+    const block_q8_K * const * acts;
+    float * const * outs;
+    const uint8_t * prep;
+    int16_t * tables;
+    float * ascale;
+    float * acc;
+    float * racc;
+
+    // rows [row0, row0+nr) of job j (relative to its matrix), all its positions, dot products
+    void dot_rows(const job & j, int64_t row0, int64_t nr) const {
+        const int tile = p.t.tile_n;
+        for (int64_t t0 = 0; t0 < j.n; t0 += tile) {
+            const int nt = (int) std::min<int64_t>(tile, j.n - t0);
+            const int64_t at = j.first + t0;
+            k.dot(w, j.wrow0 + row0, nr, acts + at, prep + at * p.prep_stride, p.prep_stride, nt, acc, tile);
+            store(outs + at, acc, row0, nr, nt, tile);
+        }
+    }
+
+    // one K-chunk step of the vector LUT on rows [row0, row0+nr) of job j: row sums start at zero
+    // on the first chunk and go to the outputs after the last (they live in racc in between when
+    // K spans several chunks)
+    void lut_rows(const job & j, int64_t row0, int64_t nr, int64_t t0, int nt, int64_t b0, int64_t kb,
+                  const int16_t * step_tables, const float * step_scales) const {
+        const int tile = p.t.tile_n;
+        float * sums = p.lut_steps ? racc + row0 * tile : acc;
+        if (b0 == 0) {
+            std::memset(sums, 0, nr * tile * sizeof(float));
+        }
+        k.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        if (b0 + kb >= w.blocks) {
+            store(outs + j.first + t0, sums, row0, nr, nt, tile);
+        }
+    }
+
+    void build(const job & j, int64_t t0, int nt, int64_t b0, int64_t i) const {
+        const int64_t entries = info_of(w.kind).table_entries;
+        k.build_tables(w.kind, acts + j.first + t0, b0 + i, nt, tables + i * entries * p.t.tile_n, ascale + i * p.t.tile_n);
+    }
+
+    // Private tables: this thread builds its own and keeps rows [r_begin, r_end) of the job, so
+    // nothing is shared between the steps and no barrier is needed (hundreds per MUL_MAT
+    // otherwise, each a lost time slice when the threads outnumber the free cores).
+    void lut_private(const job & j, int64_t r_begin, int64_t r_end) const {
+        const int64_t rc = p.t.row_chunk;
+        for (int64_t t0 = 0; t0 < j.n && r_begin < r_end; t0 += p.t.tile_n) {
+            const int nt = (int) std::min<int64_t>(p.t.tile_n, j.n - t0);
+            for (int64_t b0 = 0; b0 < w.blocks; b0 += p.t.kb) {
+                const int64_t kb = std::min(p.t.kb, w.blocks - b0);
+                for (int64_t i = 0; i < kb; ++i) {
+                    build(j, t0, nt, b0, i);
+                }
+                for (int64_t row0 = r_begin; row0 < r_end; row0 += rc) {
+                    lut_rows(j, row0, std::min(rc, r_end - row0), t0, nt, b0, kb, tables, ascale);
+                }
+            }
+        }
+    }
+
+    // Shared tables (MUL_MAT only): the threads build the blocks of one copy between them.
+    void lut_shared(const job & j, ggml_compute_params * params) const {
+        const int ith = params->ith, nth = params->nth;
+        const int64_t rc = p.t.row_chunk, nchunks = (p.rows + rc - 1) / rc;
+        for (int64_t t0 = 0; t0 < j.n; t0 += p.t.tile_n) {
+            const int nt = (int) std::min<int64_t>(p.t.tile_n, j.n - t0);
+            for (int64_t b0 = 0; b0 < w.blocks; b0 += p.t.kb) {
+                const int64_t kb = std::min(p.t.kb, w.blocks - b0);
+                for (int64_t i = ith; i < kb; i += nth) {
+                    build(j, t0, nt, b0, i);
+                }
+                ggml_barrier(params->threadpool);  // tables complete; the chunk counter was reset
+                for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
+                    lut_rows(j, c * rc, std::min(rc, p.rows - c * rc), t0, nt, b0, kb, tables, ascale);
+                }
+                ggml_barrier(params->threadpool);
+                if (ith == 0) {  // safe: every thread is past its last chunk_add of this step
+                    ggml_threadpool_chunk_set(params->threadpool, nth);
+                }
+            }
+        }
+    }
+};
+
 }  // namespace
 
 bool matmul_traits::work_size(int n_threads, const ggml_tensor * op, size_t & size) {
-    if (op->op != GGML_OP_MUL_MAT) {
+    if (!is_matmul(op)) {
         return false;
     }
     size = plan(active_kernels(), op, n_threads).total;
@@ -102,7 +197,7 @@ bool matmul_traits::work_size(int n_threads, const ggml_tensor * op, size_t & si
 }
 
 bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * op) {
-    if (op->op != GGML_OP_MUL_MAT) {
+    if (!is_matmul(op)) {
         return false;
     }
     const kernel_set & k = active_kernels();
@@ -113,103 +208,90 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     GGML_ASSERT(params->wsize >= p.total);
 
     const packed_weights w = packed_view(src0);
-    const int64_t K = src0->ne[0], rows = src0->ne[1], blocks = w.blocks, N = p.tokens;
+    const int64_t blocks = w.blocks, rows = p.rows;
     // ggml's work buffer comes from new[] (16-byte aligned): align it, or every 64-byte table
     // entry a kernel loads would straddle two cache lines
     char * wdata = (char *) align_up(params->wdata);
-    auto * q8     = (block_q8_K *) wdata;
-    auto * acts   = (const block_q8_K **) (wdata + p.ptrs);
-    auto * prep   = (uint8_t *) (wdata + p.prep);
+    auto * q8        = (block_q8_K *) wdata;
+    auto * acts      = (const block_q8_K **) (wdata + p.acts);
+    auto * outs      = (float **) (wdata + p.outs);
+    auto * prep      = (uint8_t *) (wdata + p.prep);
+    auto * src_index = (int64_t *) (wdata + p.route);
+    auto * jobs      = (job *) (wdata + p.jobs);
     const int copy = p.t.private_tables ? ith : 0;
-    auto * tables = (int16_t *) (wdata + p.tables + copy * p.table_bytes);
-    auto * ascale = (float *) (wdata + p.scales + copy * p.scale_bytes);
-    auto * acc    = (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float)));
+    const runner run{k, p, w, acts, outs, prep,
+                     (int16_t *) (wdata + p.tables + copy * p.table_bytes),
+                     (float *) (wdata + p.scales + copy * p.scale_bytes),
+                     (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float))),
+                     (float *) (wdata + p.racc)};
 
-    // 1. activations to Q8_K, exactly as upstream's vec_dot path quantizes them
+    // 1. activations to Q8_K, exactly as upstream's vec_dot path quantizes them; thread 0 routes.
+    // MUL_MAT's positions are src1's rows, so each thread prepares the rows it quantized; a
+    // MUL_MAT_ID's are known only after the routing (one more barrier).
+    const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     const ggml_from_float_t to_q8 = ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float;
-    for (int64_t n = ith; n < N; n += nth) {
-        to_q8(src_row(src1, n), q8 + n * blocks, K);
-        acts[n] = q8 + n * blocks;
-        if (p.prep_stride) {
-            k.dot_prepare(w.kind, acts[n], blocks, prep + n * p.prep_stride);
+    for (int64_t n = ith; n < p.rs.src_rows; n += nth) {
+        to_q8(flat_row(src1, n), q8 + n * blocks, src0->ne[0]);
+        if (p.prep_stride && !moe) {
+            k.dot_prepare(w.kind, q8 + n * blocks, blocks, prep + n * p.prep_stride);
         }
     }
+    int64_t * njobs_slot = src_index + p.rs.positions + p.rs.matrices + 1;
     if (ith == 0) {
+        const int64_t njobs = route(op, src_index, outs, jobs, src_index + p.rs.positions);
+        const int64_t rc = p.dot_chunk;
+        int64_t chunks = 0;
+        for (int64_t i = 0; i < njobs; ++i) {
+            jobs[i].chunk0 = chunks;
+            chunks += jobs[i].n < p.t.lut_min_n ? (rows + rc - 1) / rc : 0;
+        }
+        for (int64_t q = 0; q < p.rs.positions; ++q) {
+            acts[q] = q8 + src_index[q] * blocks;
+        }
+        *njobs_slot = njobs;
         ggml_threadpool_chunk_set(params->threadpool, nth);
     }
     ggml_barrier(params->threadpool);
-
-    const int tile = p.t.tile_n;
-    const bool dot_path = N < p.t.lut_min_n;
-    const int64_t rc = dot_path ? p.dot_chunk : p.t.row_chunk;
-    const int64_t nchunks = (rows + rc - 1) / rc;
-
-    // 2a. dot products for small N
-    if (dot_path) {
-        for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
-            const int64_t row0 = c * rc, nr = std::min(rc, rows - row0);
-            for (int64_t t0 = 0; t0 < N; t0 += tile) {
-                const int nt = (int) std::min<int64_t>(tile, N - t0);
-                k.dot(w, row0, nr, acts + t0, prep + t0 * p.prep_stride, p.prep_stride, nt, acc, tile);
-                store(op, acc, row0, nr, t0, nt, tile);
+    const int64_t njobs = *njobs_slot;
+    if (p.prep_stride && moe) {  // prepared activations of the dot-path jobs' positions
+        for (int64_t i = 0; i < njobs; ++i) {
+            if (jobs[i].n < p.t.lut_min_n) {
+                for (int64_t q = jobs[i].first + ith; q < jobs[i].first + jobs[i].n; q += nth) {
+                    k.dot_prepare(w.kind, acts[q], blocks, prep + q * p.prep_stride);
+                }
             }
         }
-        return true;
+        ggml_barrier(params->threadpool);
     }
 
-    // 2b. vector LUT
-    const int64_t entries = info_of(w.kind).table_entries;
-    // one K-chunk step on rows [row0, row0+nr): row sums start at zero on the first chunk and go to
-    // dst after the last (they live in the work buffer in between when K spans several chunks)
-    auto lut_rows = [&](int64_t row0, int64_t nr, int64_t t0, int nt, int64_t b0, int64_t kb,
-                        const int16_t * step_tables, const float * step_scales) {
-        float * sums = p.lut_steps ? (float *) (wdata + p.racc) + row0 * tile : acc;
-        if (b0 == 0) {
-            std::memset(sums, 0, nr * tile * sizeof(float));
+    // 2. vector-LUT jobs
+    for (int64_t i = 0; i < njobs; ++i) {
+        if (jobs[i].n < p.t.lut_min_n) {
+            continue;
         }
-        k.lut_accumulate(w, row0, nr, b0, kb, step_tables, step_scales, nt, sums);
-        if (b0 + kb >= blocks) {
-            store(op, sums, row0, nr, t0, nt, tile);
+        if (!p.t.private_tables) {
+            run.lut_shared(jobs[i], params);
+            continue;
         }
-    };
-    if (p.t.private_tables) {
-        // Every thread builds its own tables, so nothing is shared between the steps but the row
-        // sums: each thread keeps one contiguous range of rows for the whole MUL_MAT and needs no
-        // barrier at all (hundreds per MUL_MAT otherwise, each a lost time slice when the threads
-        // outnumber the free cores).
+        const int64_t rc = p.t.row_chunk;
         const int64_t per = ((rows + nth - 1) / nth + rc - 1) / rc * rc;
         const int64_t r_begin = std::min(rows, ith * per), r_end = std::min(rows, r_begin + per);
-        for (int64_t t0 = 0; t0 < N && r_begin < r_end; t0 += tile) {
-            const int nt = (int) std::min<int64_t>(tile, N - t0);
-            for (int64_t b0 = 0; b0 < blocks; b0 += p.t.kb) {
-                const int64_t kb = std::min(p.t.kb, blocks - b0);
-                for (int64_t i = 0; i < kb; ++i) {
-                    k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
-                }
-                for (int64_t row0 = r_begin; row0 < r_end; row0 += rc) {
-                    lut_rows(row0, std::min(rc, r_end - row0), t0, nt, b0, kb, tables, ascale);
-                }
-            }
-        }
-        return true;
+        run.lut_private(jobs[i], r_begin, r_end);
     }
-    for (int64_t t0 = 0; t0 < N; t0 += tile) {
-        const int nt = (int) std::min<int64_t>(tile, N - t0);
-        for (int64_t b0 = 0; b0 < blocks; b0 += p.t.kb) {
-            const int64_t kb = std::min(p.t.kb, blocks - b0);
-            // shared tables: the threads build the blocks of one copy between them
-            for (int64_t i = ith; i < kb; i += nth) {
-                k.build_tables(w.kind, acts + t0, b0 + i, nt, tables + i * entries * tile, ascale + i * tile);
-            }
-            ggml_barrier(params->threadpool);  // tables complete; the chunk counter was reset
-            for (int64_t c = ith; c < nchunks; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
-                lut_rows(c * rc, std::min(rc, rows - c * rc), t0, nt, b0, kb, tables, ascale);
-            }
-            ggml_barrier(params->threadpool);
-            if (ith == 0) {  // safe: every thread is past its last chunk_add of this step
-                ggml_threadpool_chunk_set(params->threadpool, nth);
-            }
+
+    // 3. dot-path jobs: global row chunks over all of them, one dynamic counter
+    const int64_t rc = p.dot_chunk, per_job = (rows + rc - 1) / rc;
+    int64_t total = 0;
+    for (int64_t i = 0; i < njobs; ++i) {
+        total += jobs[i].n < p.t.lut_min_n ? per_job : 0;
+    }
+    int64_t cursor = 0;  // dot jobs in chunk order: the counter only grows, so the search only advances
+    for (int64_t c = ith; c < total; c = ggml_threadpool_chunk_add(params->threadpool, 1)) {
+        while (jobs[cursor].n >= p.t.lut_min_n || c >= jobs[cursor].chunk0 + per_job) {
+            ++cursor;
         }
+        const int64_t row0 = (c - jobs[cursor].chunk0) * rc;
+        run.dot_rows(jobs[cursor], row0, std::min(rc, rows - row0));
     }
     return true;
 }
