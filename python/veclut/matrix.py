@@ -11,6 +11,8 @@ from .errors import VeclutError
 from .paths import configs_dir
 
 ENTRY_KEYS = ("shapes", "tokens", "threads", "inputs", "variants", "paths")
+# optional: `experts: [E/U, ...]` turns every case of the entry into a MUL_MAT_ID (E experts, U per
+# token), run once with a broadcast activation row and once with a row per slot
 
 
 @dataclass(frozen=True)
@@ -22,15 +24,18 @@ class Run:
     inputs: tuple
     variants: tuple
     path: str
+    experts: str = ""  # "E/U": MUL_MAT_ID; empty: MUL_MAT
 
     def args(self) -> list[str]:
         join = lambda items: ",".join(str(i) for i in items)  # noqa: E731
+        moe = ["--experts", self.experts] if self.experts else []
         return ["--shapes", join(self.shapes), "--tokens", join(self.tokens), "--threads", join(self.threads),
-                "--inputs", join(self.inputs), "--variants", join(self.variants), "--path", self.path]
+                "--inputs", join(self.inputs), "--variants", join(self.variants), "--path", self.path, *moe]
 
     @property
     def cases(self) -> int:
-        return len(self.shapes) * len(self.tokens) * len(self.threads) * len(self.inputs) * len(self.variants)
+        per_tokens = 2 if self.experts else 1  # broadcast and per-slot activation rows
+        return len(self.shapes) * len(self.tokens) * per_tokens * len(self.threads) * len(self.inputs) * len(self.variants)
 
 
 def load_matrix(level: str, path: Path | None = None) -> list[Run]:
@@ -44,7 +49,8 @@ def load_matrix(level: str, path: Path | None = None) -> list[Run]:
         if missing:
             raise VeclutError(f"{path}: entry {number} of '{level}' lacks {', '.join(missing)}")
         for path_name in entry["paths"]:
-            runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name))
+            for experts in entry.get("experts", [""]):
+                runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name, experts=str(experts)))
     return runs
 
 
@@ -86,7 +92,8 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     """Worst NMSE per (kernel set, variant) against float64 and against upstream, and the failures."""
     out: dict[str, dict] = {}
     for row in rows:
-        s = out.setdefault(f"{row.get('kernels', '?')}/{row['variant']}", {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
+        op = "/MUL_MAT_ID" if row.get("experts") else ""
+        s = out.setdefault(f"{row.get('kernels', '?')}/{row['variant']}{op}", {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
         s["cases"] += 1
         s["failed"] += 0 if row["pass"] else 1
         s["worst_nmse_ref"] = max(s["worst_nmse_ref"], row["nmse_ref"])
