@@ -26,6 +26,7 @@ class LogitComparison:
     ppl_ratio: float    # PPL(test) / PPL(base)
     ppl: float
     ppl_base: float
+    log: str = ""       # what llama-perplexity printed for the test model (buffer sizes, ...)
 
 
 def _run(cmd: list[str], env: dict, what: str) -> str:
@@ -58,4 +59,4 @@ def compare(bin_dir: Path, base: Path, test: Path, text: Path, *, ctx: int = 256
                               "check that patches/ are applied (0007 flushes the log at exit)")
         values[key] = float(match[1])
     values["same_top"] /= 100.0
-    return LogitComparison(**values)
+    return LogitComparison(**values, log=out)

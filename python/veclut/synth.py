@@ -28,26 +28,39 @@ def _vocab(size: int) -> tuple[list[str], list[int]]:
     return tokens, types
 
 
+def _ffn(m: dict, i: int) -> list[tuple[str, tuple, str]]:
+    """The feed-forward tensors of block i: dense SwiGLU, or with `experts` a mixture of experts
+    (Mixtral layout: a router and 3-D stacks of expert matrices, run by MUL_MAT_ID)."""
+    h, f, n = m["hidden"], m["ffn"], m.get("experts", 0)
+    if not n:
+        return [(f"blk.{i}.ffn_gate.weight", (f, h), "ternary"), (f"blk.{i}.ffn_up.weight", (f, h), "ternary"),
+                (f"blk.{i}.ffn_down.weight", (h, f), "ternary")]
+    return [(f"blk.{i}.ffn_gate_inp.weight", (n, h), "norm"),  # F32 router, as converters keep it
+            (f"blk.{i}.ffn_gate_exps.weight", (n, f, h), "ternary"), (f"blk.{i}.ffn_up_exps.weight", (n, f, h), "ternary"),
+            (f"blk.{i}.ffn_down_exps.weight", (n, h, f), "ternary")]
+
+
 def _tensors(m: dict) -> list[tuple[str, tuple, str]]:
     """(name, numpy shape, kind) of a llama model; kind is ternary, dense or norm."""
-    h, f, kv = m["hidden"], m["ffn"], m["hidden"] // m["heads"] * m["kv_heads"]
+    h, kv = m["hidden"], m["hidden"] // m["heads"] * m["kv_heads"]
     out = [("token_embd.weight", (m["vocab"], h), "dense"), ("output_norm.weight", (h,), "norm"),
            ("output.weight", (m["vocab"], h), "dense")]
     for i in range(m["layers"]):
         out += [(f"blk.{i}.attn_norm.weight", (h,), "norm"), (f"blk.{i}.attn_q.weight", (h, h), "ternary"),
                 (f"blk.{i}.attn_k.weight", (kv, h), "ternary"), (f"blk.{i}.attn_v.weight", (kv, h), "ternary"),
                 (f"blk.{i}.attn_output.weight", (h, h), "ternary"), (f"blk.{i}.ffn_norm.weight", (h,), "norm"),
-                (f"blk.{i}.ffn_gate.weight", (f, h), "ternary"), (f"blk.{i}.ffn_up.weight", (f, h), "ternary"),
-                (f"blk.{i}.ffn_down.weight", (h, f), "ternary")]
+                *_ffn(m, i)]
     return out
 
 
 def _values(kind: str, shape: tuple, rng) -> np.ndarray:
+    if kind == "norm" and len(shape) == 2:  # a router: random, so tokens spread over the experts
+        return rng.normal(0, 1.0, shape).astype(np.float32)
     if kind == "norm":
         return np.ones(shape, dtype=np.float32)
     if kind == "dense":
         return rng.normal(0, 0.02, shape).astype(np.float16)
-    scale = np.float16(1.0 / np.sqrt(shape[1]))  # fp16-exact: every ternary type keeps it exactly
+    scale = np.float16(1.0 / np.sqrt(shape[-1]))  # fp16-exact: every ternary type keeps it exactly
     return (rng.integers(-1, 2, shape, dtype=np.int8).astype(np.float16) * scale).astype(np.float16)
 
 
@@ -65,6 +78,9 @@ def write_base(path: Path, m: dict, seed: int) -> None:
     writer.add_rope_dimension_count(m["hidden"] // m["heads"])
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_vocab_size(m["vocab"])
+    if m.get("experts"):
+        writer.add_expert_count(m["experts"])
+        writer.add_expert_used_count(m["experts_used"])
     writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
     tokens, types = _vocab(m["vocab"])
     writer.add_tokenizer_model("llama")
