@@ -78,36 +78,3 @@ def test_token_embedding_in_i2_v_runs(native_build, quantized):
     result = compare(native_build.bin_dir, quantized("I2_V"), model, FIXTURE / "heldout.txt", extra=CHUNKS)
     assert result.ppl > 1 and result.ppl == result.ppl  # finite and meaningful
     assert result.ppl_ratio < 1.5, "a ternarised embedding costs some quality, but the model still works"
-
-
-# A mixture of experts (Mixtral layout on the llama graph: router + 3-D expert stacks run by
-# MUL_MAT_ID), random ternary weights: 8 experts, 2 per token.
-MOE = {"arch": "llama", "hidden": 256, "ffn": 512, "layers": 2, "heads": 4, "kv_heads": 4, "vocab": 512,
-       "experts": 8, "experts_used": 2}
-
-
-@pytest.fixture(scope="session")
-def moe_model(native_build, tmp_path_factory):
-    from veclut import synth
-
-    base = tmp_path_factory.mktemp("moe") / "moe-f16.gguf"
-    synth.write_base(base, MOE, seed=3)
-    return lambda type_name: synth.ensure_type(native_build.bin_dir, base, type_name, "q8_0", "q8_0")
-
-
-def _veclut_buffer_mib(log: str) -> float:
-    import re
-
-    sizes = re.findall(r"CPU_VECLUT model buffer size =\s*([\d.]+) MiB", log)
-    return sum(float(s) for s in sizes)
-
-
-@pytest.mark.parametrize("ours, theirs", [("I2_V", "TQ2_0"), ("I1_V", "TQ1_0")])
-def test_mixture_of_experts_matches_upstream(native_build, moe_model, ours, theirs):
-    result = compare(native_build.bin_dir, moe_model(theirs), moe_model(ours), FIXTURE / "heldout.txt",
-                     ctx=128, base_env=UPSTREAM, extra=("--chunks", "8", "-v"))
-    _assert_close(result, f"MoE {ours} vs upstream {theirs}")
-    # the expert stacks were placed in veclut's buffer, so MUL_MAT_ID ran on veclut's kernels
-    bits = {"I2_V": 2.0625, "I1_V": 1.6875}[ours]
-    experts_mib = MOE["layers"] * 3 * MOE["experts"] * MOE["ffn"] * MOE["hidden"] * bits / 8 / 2**20
-    assert _veclut_buffer_mib(result.log) >= experts_mib, result.log[-3000:]

@@ -57,7 +57,8 @@ def logit_rows(name: str, result) -> list[dict]:
     for metric, value in values.items():
         ok = value >= LIMITS[metric] if metric == "same top token" else value <= LIMITS[metric]
         rows.append({"group": "model", "what": f"{name}: {metric}", "metric": metric, "worst": value,
-                     "limit": LIMITS[metric], "pass": ok, "detail": json.dumps(asdict(result))})
+                     "limit": LIMITS[metric], "pass": ok,
+                     "detail": json.dumps({k: v for k, v in asdict(result).items() if k != "log"})})
     return rows
 
 
