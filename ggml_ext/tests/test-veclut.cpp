@@ -7,6 +7,8 @@
 //   I2_V, I1_V          new types in veclut's buffer (repacked, vector-LUT / dot kernels)
 //   TQ2_0+, TQ1_0+      upstream types in veclut's buffer (accelerated by veclut)
 //   I2_V/generic, ...   new types in a plain CPU buffer (ggml's generic path with veclut's vec_dot)
+// --src1 3d|permuted gives MUL_MAT its tokens as a 3-D batch [K, a, N/a] (a the largest divisor
+// of N up to sqrt(N)), contiguous or as a permuted (non-contiguous) view, as ggml allows.
 // With --experts E/U every case is a MUL_MAT_ID instead: E experts of M x K, U of them per token
 // (expert 0 in every token, so it takes the vector-LUT path while the others get few tokens and
 // the dot path), once with one activation row per token broadcast to its U experts (as the
@@ -56,6 +58,7 @@ struct options {
     std::vector<std::string> variants = {"I2_V", "I1_V", "TQ2_0+", "TQ1_0+"};
     std::string path = "auto";     // auto | dot | lut
     int experts = 0, used = 0;     // MUL_MAT_ID with this many experts, used per token (0: MUL_MAT)
+    std::string src1 = "flat";     // flat | 3d | permuted: how MUL_MAT's activations are laid out
     int ref_rows = 64;             // rows checked against float64 (all if fewer)
     double max_nmse_ref = 5e-4;    // as upstream test-backend-ops for MUL_MAT
     double max_nmse_upstream = 1e-8;  // same Q8_K activations and weights: float order only
@@ -66,7 +69,7 @@ struct options {
     fprintf(stderr, "test-veclut: %s\n"
         "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst]\n"
         "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,I2_V/generic,I1_V/generic] [--path auto|dot|lut]\n"
-        "                   [--experts E/U] [--ref-rows R] [--seed S]\n", why);
+        "                   [--experts E/U] [--src1 flat|3d|permuted] [--ref-rows R] [--seed S]\n", why);
     exit(2);
 }
 
@@ -94,6 +97,9 @@ options parse(int argc, char ** argv) {
             o.experts = std::stoi(v.substr(0, slash));
             o.used = std::stoi(v.substr(slash + 1));
             if (o.experts < 2 || o.used < 1 || o.used > o.experts) usage("--experts E/U needs E >= 2 and 1 <= U <= E");
+        } else if (a == "--src1") {
+            o.src1 = next();
+            if (o.src1 != "flat" && o.src1 != "3d" && o.src1 != "permuted") usage("--src1 must be flat, 3d or permuted");
         } else if (a == "--ref-rows") {
             o.ref_rows = std::stoi(next());
         } else if (a == "--seed") {
@@ -192,20 +198,48 @@ moe_routing make_routing(int experts, int used, int b_rows, int64_t N, std::mt19
     return r;
 }
 
+// The activations of a MUL_MAT: x's N rows as a 2-D tensor, a 3-D batch [K, a, N/a], or that batch
+// as a permuted view of a [K, N/a, a] tensor (rows no longer evenly spaced). `data` gets the
+// tensor to fill and `fill` the bytes for it, so that token n of the view is always row n of x.
+ggml_tensor * activations(ggml_context * ctx, const std::string & layout, const std::vector<float> & x, int64_t K,
+                          int64_t N, ggml_tensor ** data, std::vector<float> & fill) {
+    int64_t a = 1;
+    for (int64_t d = 1; d * d <= N; ++d) if (N % d == 0) a = d;
+    const int64_t b = N / a;
+    fill = x;
+    if (layout == "flat") {
+        return *data = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
+    }
+    if (layout == "3d") {
+        return *data = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, a, b);
+    }
+    // permuted: P[K, b, a] with P(:, j, i) = x row i + j*a, viewed as [K, a, b] (dims 1 and 2 swapped)
+    *data = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, b, a);
+    for (int64_t i = 0; i < a; ++i) {
+        for (int64_t j = 0; j < b; ++j) {
+            std::copy(x.begin() + (i + j * a) * K, x.begin() + (i + j * a + 1) * K, fill.begin() + (j + i * b) * K);
+        }
+    }
+    return ggml_permute(ctx, *data, 0, 2, 1, 3);
+}
+
 // y = W x on the CPU backend with n threads; y is N x M (token-major, as ggml's dst), or for a
 // MUL_MAT_ID N x used x M
 std::vector<float> run(ggml_backend_t cpu, ggml_tensor * w, const std::vector<float> & x, int64_t N,
-                       const moe_routing * moe = nullptr) {
+                       const moe_routing * moe = nullptr, const std::string & src1 = "flat") {
     const int64_t K = w->ne[0];
-    ggml_init_params ip = {ggml_tensor_overhead() * 4 + ggml_graph_overhead(), nullptr, true};
+    ggml_init_params ip = {ggml_tensor_overhead() * 5 + ggml_graph_overhead(), nullptr, true};
     ggml_context * ctx = ggml_init(ip);
-    ggml_tensor * xt = moe ? ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, moe->b_rows, N) : ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
+    ggml_tensor * data = nullptr;
+    std::vector<float> fill = x;
+    ggml_tensor * xt = moe ? (data = ggml_new_tensor_3d(ctx, GGML_TYPE_F32, K, moe->b_rows, N))
+                           : activations(ctx, src1, x, K, N, &data, fill);
     ggml_tensor * ids = moe ? ggml_new_tensor_2d(ctx, GGML_TYPE_I32, moe->used, N) : nullptr;
     ggml_tensor * y = moe ? ggml_mul_mat_id(ctx, w, xt, ids) : ggml_mul_mat(ctx, w, xt);
     ggml_cgraph * gf = ggml_new_graph(ctx);
     ggml_build_forward_expand(gf, y);
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
-    ggml_backend_tensor_set(xt, x.data(), 0, x.size() * sizeof(float));
+    ggml_backend_tensor_set(data, fill.data(), 0, fill.size() * sizeof(float));
     if (moe) {
         ggml_backend_tensor_set(ids, moe->ids.data(), 0, moe->ids.size() * sizeof(int32_t));
     }
@@ -316,8 +350,8 @@ int main(int argc, char ** argv) {
                     }
                     for (int nt : o.threads) {
                         ggml_backend_cpu_set_n_threads(cpu, nt);
-                        const auto y = run(cpu, mine.t, x, N, o.experts ? &routing : nullptr);
-                        const auto yu = run(cpu, theirs.t, x, N, o.experts ? &routing : nullptr);
+                        const auto y = run(cpu, mine.t, x, N, o.experts ? &routing : nullptr, o.src1);
+                        const auto yu = run(cpu, theirs.t, x, N, o.experts ? &routing : nullptr, o.src1);
                         const double e_ref = nmse(y, ref, rows, M, n_out);
                         const double e_up = nmse_all(y, yu);
                         const double e_up_ref = nmse(yu, ref, rows, M, n_out);
@@ -329,11 +363,11 @@ int main(int argc, char ** argv) {
                         const bool pass = lossless && finite && ref_ok && e_up <= o.max_nmse_upstream;
                         failures += pass ? 0 : 1;
                         printf("{\"variant\": \"%s\", \"M\": %lld, \"K\": %lld, \"N\": %lld, \"threads\": %d, \"input\": \"%s\", "
-                               "\"path\": \"%s\", \"experts\": %d, \"used\": %d, \"b_rows\": %d, \"lossless\": %s, "
+                               "\"path\": \"%s\", \"src1\": \"%s\", \"experts\": %d, \"used\": %d, \"b_rows\": %d, \"lossless\": %s, "
                                "\"nmse_ref\": %.3e, \"nmse_upstream\": %.3e, "
                                "\"upstream_nmse_ref\": %.3e, \"max_nmse_ref\": %.1e, \"max_nmse_upstream\": %.1e, \"pass\": %s}\n",
                                v.name.c_str(), (long long) M, (long long) K, (long long) N, nt, input.c_str(), o.path.c_str(),
-                               o.experts, o.used, b_rows, lossless ? "true" : "false", e_ref, e_up, e_up_ref,
+                               o.src1.c_str(), o.experts, o.used, b_rows, lossless ? "true" : "false", e_ref, e_up, e_up_ref,
                                o.max_nmse_ref, o.max_nmse_upstream, pass ? "true" : "false");
                         fflush(stdout);
                     }

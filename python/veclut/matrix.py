@@ -12,7 +12,8 @@ from .paths import configs_dir
 
 ENTRY_KEYS = ("shapes", "tokens", "threads", "inputs", "variants", "paths")
 # optional: `experts: [E/U, ...]` turns every case of the entry into a MUL_MAT_ID (E experts, U per
-# token), run once with a broadcast activation row and once with a row per slot
+# token), run once with a broadcast activation row and once with a row per slot; `src1: [3d,
+# permuted]` gives MUL_MAT its tokens as a 3-D batch, contiguous or as a permuted view
 
 
 @dataclass(frozen=True)
@@ -25,12 +26,14 @@ class Run:
     variants: tuple
     path: str
     experts: str = ""  # "E/U": MUL_MAT_ID; empty: MUL_MAT
+    src1: str = "flat"  # layout of MUL_MAT's activations: flat, 3d or permuted
 
     def args(self) -> list[str]:
         join = lambda items: ",".join(str(i) for i in items)  # noqa: E731
         moe = ["--experts", self.experts] if self.experts else []
         return ["--shapes", join(self.shapes), "--tokens", join(self.tokens), "--threads", join(self.threads),
-                "--inputs", join(self.inputs), "--variants", join(self.variants), "--path", self.path, *moe]
+                "--inputs", join(self.inputs), "--variants", join(self.variants), "--path", self.path,
+                "--src1", self.src1, *moe]
 
     @property
     def cases(self) -> int:
@@ -50,7 +53,9 @@ def load_matrix(level: str, path: Path | None = None) -> list[Run]:
             raise VeclutError(f"{path}: entry {number} of '{level}' lacks {', '.join(missing)}")
         for path_name in entry["paths"]:
             for experts in entry.get("experts", [""]):
-                runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name, experts=str(experts)))
+                for src1 in entry.get("src1", ["flat"]):
+                    runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name,
+                                    experts=str(experts), src1=src1))
     return runs
 
 
