@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 
 
 def pytest_addoption(parser):
@@ -76,3 +77,32 @@ def selected_profiles(config) -> list[str]:
 def pytest_generate_tests(metafunc):
     if "profile_name" in metafunc.fixturenames:
         metafunc.parametrize("profile_name", selected_profiles(metafunc.config))
+
+
+@pytest.fixture(scope="session")
+def f32_model(native_build, tmp_path_factory):
+    """The fixture checkpoint (bitnet-latent) as an F32 GGUF, by llama.cpp's own converter."""
+    out = tmp_path_factory.mktemp("model") / "fixture-f32.gguf"
+    script = native_build.bin_dir.parent.parent / "src/vendor/llama.cpp/convert_hf_to_gguf.py"
+    result = subprocess.run([sys.executable, str(script), str(FIXTURE / "bitnet-latent"), "--outtype", "f32",
+                             "--outfile", str(out)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return out
+
+
+@pytest.fixture(scope="session")
+def quantized(native_build, f32_model):
+    """The same model quantized by the patched llama-quantize into each ternary type."""
+    made = {}
+
+    def get(type_name: str, *extra: str) -> Path:
+        key = (type_name, extra)
+        if key not in made:
+            out = f32_model.with_name(f"fixture-{type_name.lower()}{'-'.join(('',) + extra)}.gguf")
+            result = subprocess.run([str(native_build.bin_dir / "llama-quantize"), *extra, str(f32_model), str(out), type_name],
+                                    capture_output=True, text=True)
+            assert result.returncode == 0, result.stderr[-2000:]
+            made[key] = out
+        return made[key]
+
+    return get

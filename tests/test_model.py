@@ -5,7 +5,6 @@ Limits (issue 3): on a small ternary model upstream TQ2_0 run with 1 vs 2 thread
 KLD ~8e-5 and 99.4% same top token, so veclut must stay within KLD 2e-4, >= 99% same top
 token and perplexity within 0.1%."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,37 +18,6 @@ FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}
 CHUNKS = ("--chunks", "24")
 MAX_KLD, MIN_SAME_TOP, MAX_PPL_CHANGE = 2e-4, 0.99, 1e-3
-
-
-@pytest.fixture(scope="session")
-def f32_model(native_build, tmp_path_factory):
-    """The fixture checkpoint as an F32 GGUF, by llama.cpp's own converter."""
-    import sys
-
-    out = tmp_path_factory.mktemp("model") / "fixture-f32.gguf"
-    script = native_build.bin_dir.parent.parent / "src/vendor/llama.cpp/convert_hf_to_gguf.py"
-    result = subprocess.run([sys.executable, str(script), str(FIXTURE / "bitnet-latent"), "--outtype", "f32",
-                             "--outfile", str(out)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return out
-
-
-@pytest.fixture(scope="session")
-def quantized(native_build, f32_model):
-    """The same model quantized by the patched llama-quantize into each ternary type."""
-    made = {}
-
-    def get(type_name: str, *extra: str) -> Path:
-        key = (type_name, extra)
-        if key not in made:
-            out = f32_model.with_name(f"fixture-{type_name.lower()}{'-'.join(('',) + extra)}.gguf")
-            result = subprocess.run([str(native_build.bin_dir / "llama-quantize"), *extra, str(f32_model), str(out), type_name],
-                                    capture_output=True, text=True)
-            assert result.returncode == 0, result.stderr[-2000:]
-            made[key] = out
-        return made[key]
-
-    return get
 
 
 def _assert_close(result, what):
