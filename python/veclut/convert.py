@@ -2,6 +2,7 @@
 OUT, and renames it into place only when every tensor converted and verified."""
 
 import os
+import re
 from pathlib import Path
 
 from rich.table import Table
@@ -47,23 +48,42 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
     _print_summary(report, out, type_name)
 
 
+def _pattern(name: str) -> str:
+    """blk.7.attn_q.weight -> blk.*.attn_q.weight: one line per kind of tensor, not per layer."""
+    return re.sub(r"^blk\.\d+\.", "blk.*.", name)
+
+
+def _groups(items, key) -> dict:
+    groups: dict = {}
+    for item in items:
+        groups.setdefault(key(item), []).append(item)
+    return groups
+
+
+def _label(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{_pattern(names[0])} ({len(names)} tensors)"
+
+
 def _print_summary(report, out: Path, type_name: str) -> None:
-    counts: dict[tuple[str, str], int] = {}
-    for _, src_type, dst_type in report.converted:
-        counts[(src_type, dst_type)] = counts.get((src_type, dst_type), 0) + 1
     table = Table(title=f"veclut convert -> {out.name}")
-    for column in ("tensors", "from", "to", "check"):
+    for column in ("tensors", "from", "to", "note"):
         table.add_column(column)
-    for (src_type, dst_type), n in sorted(counts.items()):
+    for (src_type, dst_type), items in sorted(_groups(report.converted, lambda c: c[1:]).items()):
         exact = src_type in ("TQ2_0", "TQ1_0")
-        check = "dequantized values identical" if exact else "ternary pattern identical"
-        table.add_row(str(n), src_type, dst_type, check)
+        table.add_row(str(len(items)), src_type, dst_type,
+                      "dequantized values identical" if exact else "ternary pattern identical")
+    for verb, entries in (("kept", report.kept), ("copied", report.copied)):
+        for (kept_type, reason), items in sorted(_groups(entries, lambda k: k[1:]).items()):
+            table.add_row(str(len(items)), kept_type, kept_type, f"{verb}: {reason}")
     ui.out.print(table)
     if report.max_scale_change > 0:
         ui.info(f"block scales were rounded to fp16 (largest relative change {report.max_scale_change:.2e}); "
                 "the ternary values themselves are exact")
-    for name, error in report.ternarized:
-        ui.info(f"ternarised {name} with the absmean rule (relative RMS change {100 * error:.1f}%)")
-    for name, kept_type, reason in report.kept:
-        ui.info(f"kept {name} as {kept_type}: {reason}")
-    ui.info(f"wrote {out} ({len(report.converted)} tensors in {type_name}, every one verified)")
+    for _, items in sorted(_groups(report.ternarized, lambda t: _pattern(t[0])).items()):
+        errors = sorted(100 * e for _, e in items)
+        change = f"{errors[0]:.1f}%" if len(errors) == 1 else f"{errors[0]:.1f}% to {errors[-1]:.1f}%"
+        ui.info(f"ternarised {_label([n for n, _ in items])} with the absmean rule (relative RMS change {change})")
+    for (_, kept_type, reason), items in sorted(_groups(report.kept, lambda k: (_pattern(k[0]), *k[1:])).items()):
+        ui.info(f"kept {_label([n for n, _, _ in items])} as {kept_type}: {reason}")
+    kept = f"; {len(report.kept)} linear weights kept their type" if report.kept else ""
+    ui.info(f"wrote {out} ({len(report.converted)} tensors in {type_name}, every one verified{kept})")

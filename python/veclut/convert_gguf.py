@@ -35,8 +35,9 @@ class TensorPlan:
 
 @dataclass
 class Report:
-    converted: list = field(default_factory=list)   # (name, src type, dst type, note)
-    kept: list = field(default_factory=list)        # (name, type, reason)
+    converted: list = field(default_factory=list)   # (name, src type, dst type)
+    kept: list = field(default_factory=list)        # (name, type, reason): a linear weight that stays as it is
+    copied: list = field(default_factory=list)      # (name, type, reason): embeddings, norms, output
     max_scale_change: float = 0.0                    # relative change of block scales (fp16 rounding)
     ternarized: list = field(default_factory=list)  # (name, relative error of the ternarisation)
 
@@ -53,7 +54,7 @@ def plan_tensors(reader, target, gguf) -> list[TensorPlan]:
         k = shape[0]
         convertible = t.tensor_type in (quant.TQ2_0, quant.TQ1_0) or (is_candidate(t.name) and len(shape) >= 2)
         if convertible and k % BLOCK != 0:
-            reason = f"row length {k} is not a multiple of {BLOCK}"
+            reason = f"row length {k} is not a multiple of {target.name}'s {BLOCK}-weight block"
             convertible = False
         elif not convertible:
             reason = "not a linear weight of a block" if len(shape) >= 2 else "1-D tensor"
@@ -207,8 +208,8 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
             _pad(out, alignment)
             if plan.dst_type == plan.src_type:
                 _copy_tensor(handle, out, plan, bar, task)
-                if plan.reason.startswith("row length"):
-                    report.kept.append((plan.name, plan.src_type.name, plan.reason))
+                kind = report.kept if plan.reason.startswith("row length") else report.copied
+                kind.append((plan.name, plan.src_type.name, plan.reason))
             else:
                 _convert_tensor(handle, out, plan, ternarize, report, bar, task, gguf)
                 report.converted.append((plan.name, plan.src_type.name, plan.dst_type.name))
