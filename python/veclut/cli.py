@@ -96,6 +96,29 @@ def cmd_bench(args) -> int:
     return 1 if report.get("regressions") else 0
 
 
+def cmd_serve(args) -> int:
+    import os
+
+    from .serve import Options, run
+
+    api_key = args.api_key or os.environ.get("VECLUT_API_KEY") or None
+    return run(Options(model=args.model, engine=args.engine, host=args.host, port=args.port, ctx=args.ctx,
+                       threads=args.threads, api_key=api_key, chat_format=args.chat_format, alias=args.alias,
+                       parallel=args.parallel, verbose=args.verbose))
+
+
+def cmd_generate(args) -> int:
+    from .generate import run
+
+    return run(args.model, args.prompt, args.max_tokens, args.temp, args.seed, args.ctx, args.threads, args.verbose)
+
+
+def cmd_quickstart(args) -> int:
+    from .quickstart import run
+
+    return run(rerun=args.rerun)
+
+
 def cmd_doctor(args) -> int:
     from .doctor import run
 
@@ -155,6 +178,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory (default: build/bench)")
     p.add_argument("--compare", type=Path, help="a previous report.json: flag slow-downs beyond the measured noise")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("serve", help="OpenAI-compatible server on the patched build (llama-cpp-python or llama-server)")
+    p.add_argument("model", type=Path, help="GGUF model file (I2_V, I1_V, TQ2_0, or any type llama.cpp loads)")
+    p.add_argument("--engine", choices=["python", "native"], default="python",
+                   help="python: llama-cpp-python's server (default); native: the patched llama-server with continuous batching")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--ctx", type=int, help="context size per request (default: the model's, at most 4096)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--api-key", help="require this key (Authorization: Bearer KEY); also read from VECLUT_API_KEY")
+    p.add_argument("--chat-format", help="chat template name of the engine (default: the template in the GGUF)")
+    p.add_argument("--alias", help="model name in the API (default: the file name without .gguf)")
+    p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")
+    p.add_argument("--verbose", action="store_true", help="python engine: llama.cpp's loader log and timings")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("generate", help="print a completion of a prompt (the python engine's settings)")
+    p.add_argument("model", type=Path, help="GGUF model file")
+    p.add_argument("--prompt", "-p", required=True, help="text to complete")
+    p.add_argument("--max-tokens", "-n", type=int, default=128, help="tokens to generate (default 128)")
+    p.add_argument("--temp", type=float, help="temperature (default 0.8, as the server; 0 = greedy)")
+    p.add_argument("--seed", type=int, help="sampling seed (default: random)")
+    p.add_argument("--ctx", type=int, help="context size (default: the model's, at most 4096)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--verbose", action="store_true", help="show llama.cpp's loader log")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("quickstart", help="build, convert the fixture model, check it, generate, measure; then how to serve it")
+    p.add_argument("--rerun", action="store_true", help="redo the check and the speed table even if build/quickstart has them")
+    p.set_defaults(func=cmd_quickstart)
 
     p = sub.add_parser("doctor", help="check compilers, tools, CPU features, cache and build state")
     p.set_defaults(func=cmd_doctor)
