@@ -162,7 +162,8 @@ def run(opts: Options) -> int:
                 "(llama-2); choose another with --chat-format")
     if opts.host not in ("127.0.0.1", "localhost", "::1") and not opts.api_key:
         ui.info(f"listening on {opts.host} without --api-key: anyone who can reach this machine can use the server")
-    ui.info(f"OpenAI base URL: http://{opts.host}:{opts.port}/v1 (Ctrl-C stops the server)")
+    host = f"[{opts.host}]" if ":" in opts.host else opts.host  # an IPv6 address in a URL
+    ui.info(f"OpenAI base URL: http://{host}:{opts.port}/v1 (Ctrl-C stops the server)")
     sys.stdout.flush()
     sys.stderr.flush()
     try:
