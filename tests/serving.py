@@ -23,9 +23,10 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, model: Path, *extra: str, api_key: str | None = None):
+    def __init__(self, model: Path, *extra: str, api_key: str | None = None, keepalive: bool = True):
         self.port = free_port()
         self.api_key = api_key
+        self.keepalive = keepalive
         self.base = f"http://{HOST}:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="veclut-serve-", suffix=".log", delete=False)
         cmd = [sys.executable, "-m", "veclut.cli", "serve", str(model), "--host", HOST, "--port", str(self.port), *extra]
@@ -43,7 +44,8 @@ class Server:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
     def client(self, timeout: float = 120) -> httpx.Client:
-        return httpx.Client(base_url=self.base, headers=self.headers, timeout=timeout)
+        limits = httpx.Limits() if self.keepalive else httpx.Limits(max_keepalive_connections=0)
+        return httpx.Client(base_url=self.base, headers=self.headers, timeout=timeout, limits=limits)
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")
