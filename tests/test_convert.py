@@ -2,11 +2,14 @@
 nothing left behind on failure, the input never touched."""
 
 import hashlib
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from conftest import run_veclut
+from conftest import FIXTURE, run_veclut
 
 pytestmark = pytest.mark.build
 
@@ -98,12 +101,31 @@ def test_existing_output_needs_force(native_build, tmp_path):
     assert out.read_bytes()[:4] == b"GGUF"
 
 
+def _corrupt(path, how):
+    """Damage a file written by _write: its metadata, or ffn_down's (TQ2_0) codes or block scales."""
+    import gguf
+
+    if how == "header":
+        data = path.read_bytes()
+        path.write_bytes(data[:24] + b"\xff" * 64 + data[88:])  # the first key's length becomes 2^64-1
+        return
+    tensor = next(t for t in gguf.GGUFReader(path, "r+").tensors if t.name == "blk.0.ffn_down.weight")
+    blocks = tensor.data.reshape(-1, 66)  # TQ2_0: 64 bytes of 2-bit codes, then the fp16 scale
+    if how == "codes":
+        blocks[5, :4] = 0xFF  # code 3 is not a trit
+    else:
+        blocks[5, 64:] = 0xFF  # an fp16 NaN
+
+
 @pytest.mark.parametrize("case, phrase", [
     ("same", "is the input"),
     ("missing-dir", "does not exist; create it first"),
     ("truncated", "is not a complete, valid GGUF file"),
     ("not-gguf", "is not a complete, valid GGUF file"),
     ("missing-src", "does not exist"),
+    ("corrupt-header", "is not a complete, valid GGUF file"),
+    ("corrupt-codes", "blk.0.ffn_down.weight (TQ2_0) holds blocks that are not ternary (invalid 2-bit codes): the source file is corrupt"),
+    ("corrupt-scale", "blk.0.ffn_down.weight (TQ2_0) holds NaN or infinite values: the source file is corrupt"),
 ])
 def test_bad_paths_and_files_are_one_sentence(native_build, tmp_path, case, phrase):
     src = _write(tmp_path / "in.gguf")
@@ -119,11 +141,41 @@ def test_bad_paths_and_files_are_one_sentence(native_build, tmp_path, case, phra
         src.write_text("this is not a model\n" * 100)
     elif case == "missing-src":
         src = tmp_path / "absent.gguf"
+    elif case.startswith("corrupt-"):
+        _corrupt(src, case.removeprefix("corrupt-"))
     before = sorted(p.name for p in tmp_path.iterdir())
     result = run_veclut("convert", str(src), str(out), "--type", "I1_V")
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr and phrase in " ".join(result.stderr.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is left behind"
+
+
+def _read_only_runner(directory):
+    """A command prefix under which `directory` is read-only. root ignores permissions, so for root
+    it is bind-mounted read-only in a private mount namespace (EROFS; nothing changes outside)."""
+    if os.geteuid() != 0:
+        directory.chmod(0o555)
+        return []
+    script = 'mount --bind "$0" "$0" && mount -o remount,ro,bind "$0" "$0" && exec "$@"'
+    probe = subprocess.run(["unshare", "-m", "sh", "-c", script, str(directory), "true"], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot make a read-only directory as root here (unshare -m: {probe.stderr.strip()})")
+    return ["unshare", "-m", "sh", "-c", script, str(directory)]
+
+
+@pytest.mark.parametrize("source", ["gguf", "hf"])
+def test_read_only_output_directory_is_one_sentence(native_build, tmp_path, source):
+    src = _write(tmp_path / "in.gguf") if source == "gguf" else FIXTURE / "bitnet-latent"
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    prefix = _read_only_runner(locked)
+    result = subprocess.run([*prefix, sys.executable, "-m", "veclut.cli", "convert", str(src), str(locked / "out.gguf"),
+                             "--type", "I2_V"], capture_output=True, text=True)
+    locked.chmod(0o755)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    reason = "permission denied" if prefix == [] else "the file system is read-only"
+    assert f"cannot write {locked / 'out.gguf'}: {reason}; choose an output directory" in " ".join(result.stderr.split())
+    assert not list(locked.iterdir())
 
 
 def test_hf_layouts_of_one_model_convert_to_the_same_weights(native_build, tmp_path):

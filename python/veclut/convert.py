@@ -1,6 +1,8 @@
 """`veclut convert SRC OUT --type T`: checks the paths, converts into a temporary file next to
 OUT, and renames it into place only when every tensor converted and verified."""
 
+import contextlib
+import errno
 import os
 import re
 from pathlib import Path
@@ -42,10 +44,21 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
             report = convert_gguf(src, tmp, type_name, ternarize)
         os.replace(tmp, out)
     except OSError as err:
-        raise describe_os_error(err, f"write {out}") from None
+        raise _write_error(err, src, out) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # on a read-only file system even this fails (EROFS)
+            tmp.unlink(missing_ok=True)
     _print_summary(report, out, type_name)
+
+
+def _write_error(err: OSError, src: Path, out: Path) -> VeclutError:
+    """A failure to create or fill the output (read-only or full file system, no permission)."""
+    if err.filename and Path(err.filename).resolve() == src.resolve():
+        return describe_os_error(err, f"read {src}")
+    reason = {errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+              errno.EPERM: "permission denied", errno.ENOSPC: "the disk is full"}.get(err.errno, err.strerror or str(err))
+    return VeclutError(f"cannot write {out}: {reason}; choose an output directory that is writable and has room "
+                       "for the converted model")
 
 
 def _pattern(name: str) -> str:

@@ -18,7 +18,7 @@ TERNARY_CANDIDATES = (
     re.compile(r"^blk\.\d+\.attn_(q|k|v|qkv|output)\.weight$"),
     re.compile(r"^blk\.\d+\.ffn_(gate|up|down)(_exps|_shexp)?\.weight$"),
 )
-CHUNK_BYTES = 32 << 20  # float32 bytes of source rows converted at a time
+CHUNK_BYTES = 8 << 20  # float32 bytes of source rows converted at a time (working set ~4x this)
 
 
 @dataclass
@@ -92,6 +92,7 @@ def _scan(handle, plan: TensorPlan, step: int, gguf) -> tuple[bool, np.float32, 
     total, count, bad, blocks = 0.0, 0, 0, 0
     for row0 in range(0, _rows(plan), step):
         x = _read_rows(handle, plan, row0, min(step, _rows(plan) - row0), gguf)
+        _check_source(plan, x)
         total += float(np.abs(x).sum(dtype=np.float64))
         count += x.size
         mask = ternary_blocks(x)
@@ -116,8 +117,10 @@ def _convert_tensor(handle, out, plan: TensorPlan, ternarize: bool, report: Repo
             err_num += float(((x.astype(np.float64) - t) ** 2).sum())
             err_den += float((x.astype(np.float64) ** 2).sum())
             x = t
-        q = gguf.quants.quantize(x, plan.dst_type)
-        _verify(plan, x, gguf.quants.dequantize(q, plan.dst_type).reshape(n, k), report)
+        with np.errstate(all="ignore"):  # a corrupt source is reported by _verify, not by numpy warnings
+            q = gguf.quants.quantize(x, plan.dst_type)
+            back = gguf.quants.dequantize(q, plan.dst_type).reshape(n, k)
+        _verify(plan, x, back, report)
         out.write(np.ascontiguousarray(q).tobytes())
         bar.advance(task, n * plan.src_bytes // rows)
     if not ternary:
@@ -126,6 +129,9 @@ def _convert_tensor(handle, out, plan: TensorPlan, ternarize: bool, report: Repo
 
 def _verify(plan: TensorPlan, x: np.ndarray, back: np.ndarray, report: Report) -> None:
     """The ternary pattern must be identical; block scales may only move by fp16 rounding."""
+    if np.array_equal(x, back):  # TQ2_0/TQ1_0 sources and fp16-exact scales: nothing moved
+        return
+    _check_source(plan, x)
     src, dst = blocks_of(x), blocks_of(back)
     a_src, a_dst = np.abs(src).max(axis=1), np.abs(dst).max(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -139,6 +145,18 @@ def _verify(plan: TensorPlan, x: np.ndarray, back: np.ndarray, report: Report) -
         if change > 2.0 ** -11:  # more than fp16's rounding of the scale
             raise VeclutError(f"internal check failed: {plan.name} block scales moved by {change:.2e}; please report this")
         report.max_scale_change = max(report.max_scale_change, change)
+
+
+def _check_source(plan: TensorPlan, x: np.ndarray) -> None:
+    """A mismatch caused by the input, not by the conversion: say so, rather than 'internal'."""
+    if not np.isfinite(x).all():
+        what = "NaN or infinite values"
+    elif plan.src_type.name in ("TQ2_0", "TQ1_0") and not ternary_blocks(x).all():
+        what = "blocks that are not ternary (invalid 2-bit codes)"
+    else:
+        return
+    raise VeclutError(f"tensor {plan.name} ({plan.src_type.name}) holds {what}: the source file is corrupt; "
+                      "re-create or re-download it")
 
 
 def _not_ternary_message(handle, plan: TensorPlan, step: int, scale, bad_share: float, gguf) -> str:
