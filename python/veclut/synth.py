@@ -64,10 +64,7 @@ def _values(kind: str, shape: tuple, rng) -> np.ndarray:
     return (rng.integers(-1, 2, shape, dtype=np.int8).astype(np.float16) * scale).astype(np.float16)
 
 
-def write_base(path: Path, m: dict, seed: int) -> None:
-    import gguf
-
-    writer = gguf.GGUFWriter(str(path), "llama")
+def _add_metadata(writer, m: dict, file_type) -> None:
     writer.add_name("veclut synthetic ternary model")
     writer.add_context_length(4096)
     writer.add_embedding_length(m["hidden"])
@@ -81,7 +78,7 @@ def write_base(path: Path, m: dict, seed: int) -> None:
     if m.get("experts"):
         writer.add_expert_count(m["experts"])
         writer.add_expert_used_count(m["experts_used"])
-    writer.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    writer.add_file_type(file_type)
     tokens, types = _vocab(m["vocab"])
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
@@ -90,6 +87,13 @@ def write_base(path: Path, m: dict, seed: int) -> None:
     writer.add_unk_token_id(0)
     writer.add_bos_token_id(1)
     writer.add_eos_token_id(2)
+
+
+def write_base(path: Path, m: dict, seed: int) -> None:
+    import gguf
+
+    writer = gguf.GGUFWriter(str(path), "llama")
+    _add_metadata(writer, m, gguf.LlamaFileType.MOSTLY_F16)
     specs = _tensors(m)
     for name, shape, kind in specs:
         dtype = np.dtype(np.float32 if kind == "norm" else np.float16)
@@ -103,6 +107,54 @@ def write_base(path: Path, m: dict, seed: int) -> None:
         for name, shape, kind in specs:  # one tensor in memory at a time
             writer.write_tensor_data(_values(kind, shape, rng))
             bar.advance(task)
+    writer.close()
+
+
+def _block_pool(qtype, kind: str, rng, rows: int = 64) -> np.ndarray:
+    """Encoded blocks of `qtype` (uint8 [n, block bytes]) made from `rows` random rows of 256."""
+    import gguf
+
+    values = _values(kind, (rows, 256), rng).astype(np.float32)
+    block, size = gguf.GGML_QUANT_SIZES[qtype]
+    return gguf.quants.quantize(values, qtype).reshape(rows * 256 // block, size)
+
+
+def write_quantized(path: Path, m: dict, seed: int, ternary_type: str = "TQ2_0", dense_type: str = "Q4_0") -> None:
+    """The model written directly in quantized types, for shapes too large for an F16 base (an
+    8B-parameter TQ2_0 file is 2.6 GB, its F16 base 16 GB): each tensor is a random sequence of
+    blocks drawn from a small pool of encoded blocks, written in chunks, so memory stays small
+    whatever the model size. Norms (and routers) are F32 as in write_base."""
+    import gguf
+
+    q = gguf.GGMLQuantizationType
+    types = {"ternary": q[ternary_type], "dense": q[dense_type], "norm": q.F32}
+    writer = gguf.GGUFWriter(str(path), "llama")
+    _add_metadata(writer, m, gguf.LlamaFileType[f"MOSTLY_{ternary_type}"])
+    specs = _tensors(m)
+    for name, shape, kind in specs:
+        block, size = gguf.GGML_QUANT_SIZES[types[kind]]
+        writer.add_tensor_info(name, shape, np.dtype(np.float32), int(np.prod(shape)) // block * size,
+                               raw_dtype=types[kind])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_ti_data_to_file()
+    out, align = writer.fout[0], writer.data_alignment
+    rng = np.random.default_rng(seed)
+    pools = {kind: _block_pool(types[kind], kind, rng) for kind in ("ternary", "dense")}
+    with ui.progress() as bar:
+        task = bar.add_task(f"generating {path.name}", total=len(specs))
+        for name, shape, kind in specs:
+            out.write(bytes(-out.tell() % align))
+            if kind == "norm":
+                out.write(_values(kind, shape, rng).tobytes())
+            else:
+                pool, left = pools[kind], int(np.prod(shape)) // gguf.GGML_QUANT_SIZES[types[kind]][0]
+                while left:  # at most 1M blocks (18-66 MB) in memory
+                    n = min(left, 1 << 20)
+                    out.write(pool[rng.integers(0, len(pool), n)].tobytes())
+                    left -= n
+            bar.advance(task)
+        out.write(bytes(-out.tell() % align))
     writer.close()
 
 
