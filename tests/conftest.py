@@ -12,7 +12,8 @@ FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--full", action="store_true", help="also run the full kernel matrix (slow)")
+    parser.addoption("--full", action="store_true",
+                     help="also run the slow tests: the full kernel matrix, the 8B-parameter conversion")
     parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64,arm64-nodot",
                      help="build profiles the build-backed tests cover (comma-separated)")
 
@@ -20,7 +21,7 @@ def pytest_addoption(parser):
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--full"):
         return
-    skip = pytest.mark.skip(reason="full matrix: run with --full")
+    skip = pytest.mark.skip(reason="slow: run with --full")
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
