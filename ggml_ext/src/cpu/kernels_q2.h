@@ -32,6 +32,10 @@ struct q2_kernel_set {
 };
 
 const q2_kernel_set & q2_scalar_kernels();
+// SIMD sets: nullptr when this build was not compiled for the ISA.
+const q2_kernel_set * q2_avx512_kernels();
+const q2_kernel_set * q2_avx2_kernels();
+const q2_kernel_set * q2_neon_kernels();
 
 // The 2-bit set of the same ISA as k (the scalar one where that ISA has none).
 const q2_kernel_set & q2_kernels_for(const kernel_set & k);

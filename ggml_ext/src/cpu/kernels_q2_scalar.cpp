@@ -110,7 +110,12 @@ const q2_kernel_set & q2_scalar_kernels() {
     return set;
 }
 
-const q2_kernel_set & q2_kernels_for(const kernel_set &) {
+const q2_kernel_set & q2_kernels_for(const kernel_set & k) {
+    for (const q2_kernel_set * set : {q2_avx512_kernels(), q2_avx2_kernels(), q2_neon_kernels()}) {
+        if (set != nullptr && std::strcmp(set->name, k.name) == 0) {
+            return *set;
+        }
+    }
     return q2_scalar_kernels();
 }
 
