@@ -9,7 +9,7 @@ from rich.table import Table
 from . import ui
 from .errors import VeclutError, describe_os_error
 
-TYPES = ("I2_V", "I1_V")
+TYPES = ("I2_V", "I1_V", "Q2_V")
 
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
@@ -31,6 +31,9 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
     _check_paths(src, out, force)
     tmp = out.with_name(f".veclut-tmp-{os.getpid()}-{out.name}")
     try:
+        if src.is_dir() and type_name == "Q2_V":
+            raise VeclutError(f"--type Q2_V converts a GGUF holding Q2_0 tensors; for the float weights of {src}, "
+                              "convert them to an F16/F32 GGUF and run llama-quantize with type Q2_V")
         if src.is_dir():
             from .convert_hf import convert as convert_hf
 
@@ -55,7 +58,7 @@ def _print_summary(report, out: Path, type_name: str) -> None:
     for column in ("tensors", "from", "to", "check"):
         table.add_column(column)
     for (src_type, dst_type), n in sorted(counts.items()):
-        exact = src_type in ("TQ2_0", "TQ1_0")
+        exact = src_type in ("TQ2_0", "TQ1_0", "Q2_0")
         check = "dequantized values identical" if exact else "ternary pattern identical"
         table.add_row(str(n), src_type, dst_type, check)
     ui.out.print(table)
