@@ -23,8 +23,9 @@ namespace {
 
 constexpr int TILE = 16;
 constexpr int GROUP = 256 * TILE;
-// Switch-over from the dot path to the vector LUT (bench-veclut, 4096x4096, 1 thread, Zen 4).
-constexpr int LUT_MIN_N = 12;
+// Switch-over from the dot path to the vector LUT, measured as the AVX-512 set's (AVX2 set on
+// Zen 4, loaded machine): dot ~40 GOPS at N = 4..8, LUT 13 / 30 / 51 at N = 4 / 8 / 12.
+constexpr int LUT_MIN_N = 10;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(32) int16_t col[64 * TILE];

@@ -35,8 +35,9 @@ namespace {
 
 constexpr int TILE = 32;
 constexpr int GROUP = 256 * TILE;  // int16 per table
-// Switch-over from the dot path to the vector LUT (bench-veclut, 4096x4096, 1 thread, Zen 4).
-constexpr int LUT_MIN_N = 16;
+// Switch-over from the dot path to the vector LUT, measured with bench-veclut (Zen 4 shared with
+// other jobs, 4096x4096, 1 thread, GOPS): dot ~43 at every N; LUT 28 / 53 / 80 at N = 4 / 8 / 12.
+constexpr int LUT_MIN_N = 8;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(64) int16_t col[64 * TILE];  // activations token-minor: col[k * TILE + n]
