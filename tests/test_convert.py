@@ -214,3 +214,42 @@ def test_hf_checkpoint_without_tokenizer_is_refused(native_build, tmp_path):
     result = run_veclut("convert", str(broken), str(tmp_path / "out.gguf"), "--type", "I2_V")
     assert result.returncode == 1 and "does not support the architecture NoSuchModelForCausalLM" in result.stderr
     assert not (tmp_path / "out.gguf").exists() and not list(tmp_path.glob(".veclut-tmp-*"))
+
+
+def test_q2_0_gguf_converts_losslessly_to_q2_v(native_build, tmp_path):
+    """Q2_0 tensors (any row length that is a multiple of 64, e.g. SmolLM2's 576) become Q2_V with
+    identical values; everything else is copied byte for byte."""
+    import gguf
+    from gguf.quants import dequantize
+
+    from veclut.convert_q2 import q2_0_values
+
+    q = gguf.GGMLQuantizationType
+    rng = np.random.default_rng(4)
+
+    def q2_0(rows, k):
+        blocks = rng.integers(0, 256, (rows * k // 64, 18), dtype=np.uint8)
+        blocks[:, :2] = np.float16(rng.uniform(0.01, 0.1, (rows * k // 64, 1))).view(np.uint8)
+        return blocks.reshape(rows, k // 64 * 18)
+
+    src, out = tmp_path / "in.gguf", tmp_path / "out.gguf"
+    w = gguf.GGUFWriter(str(src), "llama")
+    w.add_block_count(1)
+    w.add_tensor("token_embd.weight", rng.normal(size=(10, 576)).astype(np.float16))
+    w.add_tensor("blk.0.attn_q.weight", q2_0(576, 576), raw_dtype=q.Q2_0)
+    w.add_tensor("blk.0.ffn_down.weight", q2_0(576, 1536), raw_dtype=q.Q2_0)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    result = run_veclut("convert", str(src), str(out), "--type", "Q2_V")
+    assert result.returncode == 0, result.stderr
+    a, b = gguf.GGUFReader(src), gguf.GGUFReader(out)
+    for x, y in zip(a.tensors, b.tensors):
+        if x.tensor_type == q.Q2_0:
+            assert y.tensor_type == q.Q2_V
+            want = q2_0_values(np.asarray(x.data).reshape(-1, 18)).reshape(-1)
+            assert np.array_equal(dequantize(y.data, q.Q2_V).reshape(-1), want), x.name
+        else:
+            assert y.tensor_type == x.tensor_type and np.array_equal(np.asarray(x.data), np.asarray(y.data))
+    assert b.get_field("general.file_type").contents() == gguf.LlamaFileType.MOSTLY_Q2_V

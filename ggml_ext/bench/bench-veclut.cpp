@@ -8,7 +8,8 @@
 // min and max. Every configuration measures all types back to back. Types:
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
-//   TQ2_0, TQ1_0, Q4_0, Q2_0   upstream types in a plain CPU buffer (upstream's own kernels)
+//   Q2_V, Q2_0+       the 2-bit type and upstream Q2_0 in veclut's buffer
+//   TQ2_0, TQ1_0, Q4_0, Q2_0, Q2_K   upstream types in a plain CPU buffer (upstream's own kernels)
 // Output: one JSON line per measurement, GOPS = 2*M*K*N / time, and ratios of each new type
 // against its upstream counterpart (I2_V and TQ2_0+ vs TQ2_0, I1_V and TQ1_0+ vs TQ1_0).
 
@@ -50,6 +51,9 @@ const std::vector<type_spec> TYPES = {
     {"TQ1_0", GGML_TYPE_TQ1_0, false, ""},
     {"Q4_0", GGML_TYPE_Q4_0, false, ""},
     {"Q2_0", GGML_TYPE_Q2_0, false, ""},
+    {"Q2_V", GGML_TYPE_Q2_V, true, "Q2_0"},
+    {"Q2_0+", GGML_TYPE_Q2_0, true, "Q2_0"},
+    {"Q2_K", GGML_TYPE_Q2_K, false, ""},
 };
 
 struct options {
@@ -66,7 +70,7 @@ struct options {
 [[noreturn]] void usage(const char * why) {
     fprintf(stderr, "bench-veclut: %s\n"
         "usage: bench-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...]\n"
-        "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0] [--reps R]\n"
+        "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0,Q2_V,Q2_0+,Q2_K] [--reps R]\n"
         "                    [--min-mib MiB] [--min-seconds S] [--seed S]\n"
         "Environment: VECLUT_KERNELS, VECLUT_LUT_MIN_N, VECLUT_TILE_KB, VECLUT_ROW_CHUNK as for the library.\n", why);
     exit(2);

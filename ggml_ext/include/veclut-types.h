@@ -15,8 +15,10 @@ extern "C" {
 // 133-158, 202-233, 335-399), vlut.cpp (39-47) and bitnet.cpp / T-MAC (36-39).
 #define VECLUT_TYPE_I2_V 80
 #define VECLUT_TYPE_I1_V 81
+#define VECLUT_TYPE_Q2_V 82
 #define VECLUT_FTYPE_MOSTLY_I2_V 80
 #define VECLUT_FTYPE_MOSTLY_I1_V 81
+#define VECLUT_FTYPE_MOSTLY_Q2_V 82
 
 #define VECLUT_QK 256  // weights per block, along K (as upstream's QK_K)
 
@@ -39,6 +41,18 @@ typedef struct {
     uint16_t d;
 } veclut_block_i1_v;
 
+// Q2_V: 2-bit, 4 levels, weight = d * (q + o) with q in 0..3 computed in fp32. Byte i holds
+// weights 4i..4i+3, weight 4i+j in bits 2j..2j+1 (upstream Q2_0's order), so the byte is the
+// index of a 256-entry table. o = -1 gives upstream Q2_0 (levels -d, 0, d, 2d); o = -zero
+// gives asymmetric INT2 with a group scale and zero point (GPTQ-style w2g64 / w2g128).
+// 20 bytes per 64 weights = 2.5 bits per weight.
+#define VECLUT_QK_Q2 64
+typedef struct {
+    uint16_t d;  // fp16 scale
+    uint16_t o;  // fp16 offset in units of d
+    uint8_t  qs[VECLUT_QK_Q2 / 4];
+} veclut_block_q2_v;
+
 // Reference code (ggml-base): quantize from float (d = absmax of the block, trit = round(x/d),
 // as upstream TQ2_0 does, so ternary-valued input with an fp16 scale is kept exactly),
 // dequantize, and row validation for gguf loading.
@@ -48,6 +62,14 @@ size_t veclut_quantize_i2_v(const float * src, void * dst, int64_t nrows, int64_
 void   veclut_quantize_row_i1_v_ref(const float * x, veclut_block_i1_v * y, int64_t k);
 void   veclut_dequantize_row_i1_v(const veclut_block_i1_v * x, float * y, int64_t k);
 size_t veclut_quantize_i1_v(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+// Q2_V from float: per 64-block the scale and offset that minimise the squared error, weighted
+// by imatrix (n_per_row importances) when given; see q2.c. Deterministic float operations in a
+// fixed order, so gguf-py's numpy reference gives the same bytes.
+void   veclut_quantize_row_q2_v_ref(const float * x, veclut_block_q2_v * y, int64_t k);
+void   veclut_dequantize_row_q2_v(const veclut_block_q2_v * x, float * y, int64_t k);
+size_t veclut_quantize_q2_v(const float * src, void * dst, int64_t nrows, int64_t n_per_row, const float * imatrix);
+// Upstream Q2_0 block (raw bytes, ggml-common.h: { half d; uint8 qs[16] }) as Q2_V: same codes, o = -1.
+void   veclut_q2_v_from_q2_0(const void * block_q2_0, veclut_block_q2_v * y);
 // false (and a log line) if a code is out of range or a scale is not finite.
 bool   veclut_validate_row_data(int type, const void * data, size_t nbytes);
 
@@ -78,6 +100,14 @@ void veclut_tq1_0_to_trits(const void * block_tq1_0, int8_t * trits, uint16_t * 
     .is_quantized   = true,                                                \
     .to_float       = (ggml_to_float_t) veclut_dequantize_row_i1_v,        \
     .from_float_ref = (ggml_from_float_t) veclut_quantize_row_i1_v_ref,    \
+}
+#define VECLUT_TYPE_TRAITS_Q2_V {                                          \
+    .type_name      = "q2_v",                                              \
+    .blck_size      = VECLUT_QK_Q2,                                        \
+    .type_size      = sizeof(veclut_block_q2_v),                           \
+    .is_quantized   = true,                                                \
+    .to_float       = (ggml_to_float_t) veclut_dequantize_row_q2_v,        \
+    .from_float_ref = (ggml_from_float_t) veclut_quantize_row_q2_v_ref,    \
 }
 
 #ifdef __cplusplus

@@ -3,12 +3,14 @@
 // the command line; configs/check/matrix.yaml holds the quick and full ones).
 //
 // For each case it prints one JSON line; the exit status is non-zero if any case fails.
-// Variants (all compared with upstream TQ2_0 / TQ1_0 in a plain CPU buffer, upstream's kernel):
-//   I2_V, I1_V          new types in veclut's buffer (repacked, vector-LUT / dot kernels)
-//   TQ2_0+, TQ1_0+      upstream types in veclut's buffer (accelerated by veclut)
+// Variants (all compared with upstream TQ2_0 / TQ1_0 / Q2_0 in a plain CPU buffer, upstream's kernel):
+//   I2_V, I1_V, Q2_V    new types in veclut's buffer (repacked, vector-LUT / dot kernels)
+//   TQ2_0+, TQ1_0+, Q2_0+  upstream types in veclut's buffer (accelerated by veclut)
 //   I2_V/generic, ...   new types in a plain CPU buffer (ggml's generic path with veclut's vec_dot)
 // --src1 3d|permuted gives MUL_MAT its tokens as a 3-D batch [K, a, N/a] (a the largest divisor
 // of N up to sqrt(N)), contiguous or as a permuted (non-contiguous) view, as ggml allows.
+// The 2-bit variants get random Q2_0 blocks (codes 0..3, fp16 scale per 64); Q2_V holds their
+// values as quantized from float (any offset it finds), or for the worst case as Q2_0's codes.
 // With --experts E/U every case is a MUL_MAT_ID instead: E experts of M x K, U of them per token
 // (expert 0 in every token, so it takes the vector-LUT path while the others get few tokens and
 // the dot path), once with one activation row per token broadcast to its U experts (as the
@@ -48,7 +50,12 @@ const std::vector<variant> VARIANTS = {
     {"TQ1_0+", GGML_TYPE_TQ1_0, GGML_TYPE_TQ1_0, true},
     {"I2_V/generic", GGML_TYPE_I2_V, GGML_TYPE_TQ2_0, false},
     {"I1_V/generic", GGML_TYPE_I1_V, GGML_TYPE_TQ1_0, false},
+    {"Q2_V", GGML_TYPE_Q2_V, GGML_TYPE_Q2_0, true},
+    {"Q2_0+", GGML_TYPE_Q2_0, GGML_TYPE_Q2_0, true},
+    {"Q2_V/generic", GGML_TYPE_Q2_V, GGML_TYPE_Q2_0, false},
 };
+
+bool two_bit(const variant & v) { return v.upstream == GGML_TYPE_Q2_0; }
 
 struct options {
     std::vector<std::pair<int64_t, int64_t>> shapes = {{33, 512}};  // rows (M) x row length (K)
@@ -68,7 +75,8 @@ struct options {
 [[noreturn]] void usage(const char * why) {
     fprintf(stderr, "test-veclut: %s\n"
         "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst]\n"
-        "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,I2_V/generic,I1_V/generic] [--path auto|dot|lut]\n"
+        "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,Q2_V,Q2_0+,I2_V/generic,I1_V/generic,Q2_V/generic]\n"
+        "                   [--path auto|dot|lut]\n"
         "                   [--experts E/U] [--src1 flat|3d|permuted] [--ref-rows R] [--seed S]\n", why);
     exit(2);
 }
@@ -108,8 +116,16 @@ options parse(int argc, char ** argv) {
             usage(("unknown argument " + a).c_str());
         }
     }
+    bool ternary = false;
+    for (const auto & name : o.variants) {
+        ternary = ternary || (name.rfind("I", 0) == 0 || name.rfind("TQ", 0) == 0);
+    }
+    const int64_t block = ternary ? 256 : 64;
     for (const auto & s : o.shapes) {
-        if (s.first < 1 || s.second < 256 || s.second % 256 != 0) usage("shapes are MxK with M >= 1 and K a positive multiple of 256");
+        if (s.first < 1 || s.second < block || s.second % block != 0) {
+            usage(ternary ? "shapes are MxK with M >= 1 and K a positive multiple of 256"
+                          : "shapes are MxK with M >= 1 and K a positive multiple of 64");
+        }
     }
     return o;
 }
@@ -128,6 +144,30 @@ void make_weights(const std::string & input, int64_t M, int64_t K, std::mt19937 
                 w[r * K + b * 256 + j] = (float) t * d;
             }
         }
+    }
+}
+
+// 2-bit weights: random Q2_0 blocks (worst case: every code 3 in even rows, 0 in odd ones, the
+// largest sums of one sign) and their values
+void make_q2_weights(const std::string & input, int64_t M, int64_t K, std::mt19937 & rng,
+                     std::vector<uint8_t> & q2_0, std::vector<float> & w) {
+    const size_t bs = ggml_type_size(GGML_TYPE_Q2_0);  // { half d; uint8 qs[16] }
+    q2_0.assign(M * (K / 64) * bs, 0);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_real_distribution<float> scale(0.005f, 0.05f);
+    for (int64_t i = 0; i < M * (K / 64); ++i) {
+        uint8_t * blk = q2_0.data() + i * bs;
+        const ggml_fp16_t d = ggml_fp32_to_fp16(scale(rng));
+        memcpy(blk, &d, sizeof(d));
+        const int64_t row = i / (K / 64);
+        for (int j = 0; j < 16; ++j) {
+            blk[2 + j] = input == "worst" ? (row % 2 ? 0x00 : 0xff) : (uint8_t) byte(rng);
+        }
+    }
+    w.resize(M * K);
+    const auto * traits = ggml_get_type_traits(GGML_TYPE_Q2_0);
+    for (int64_t r = 0; r < M; ++r) {
+        traits->to_float(q2_0.data() + r * ggml_row_size(GGML_TYPE_Q2_0, K), w.data() + r * K, K);
     }
 }
 
@@ -153,6 +193,16 @@ std::vector<uint8_t> quantize(ggml_type type, const std::vector<float> & w, int6
     std::vector<uint8_t> q(ggml_row_size(type, K) * M);
     ggml_quantize_chunk(type, w.data(), q.data(), 0, M, K, nullptr);
     return q;
+}
+
+// Q2_0 blocks as Q2_V blocks with the same codes (o = -1)
+std::vector<uint8_t> q2_v_from_q2_0(const std::vector<uint8_t> & q2_0) {
+    const size_t n = q2_0.size() / ggml_type_size(GGML_TYPE_Q2_0);
+    std::vector<uint8_t> out(n * sizeof(veclut_block_q2_v));
+    for (size_t i = 0; i < n; ++i) {
+        veclut_q2_v_from_q2_0(q2_0.data() + i * ggml_type_size(GGML_TYPE_Q2_0), (veclut_block_q2_v *) out.data() + i);
+    }
+    return out;
 }
 
 std::vector<float> dequantize(ggml_type type, const std::vector<uint8_t> & q, int64_t M, int64_t K) {
@@ -308,16 +358,33 @@ int main(int argc, char ** argv) {
     for (const auto & shape : o.shapes) {
         const int64_t M = shape.first, K = shape.second;
         for (const auto & input : o.inputs) {
-            std::vector<float> w;
-            make_weights(input, M * E, K, rng, w);
+            std::vector<float> w3;  // ternary
+            if (K % 256 == 0) {
+                make_weights(input, M * E, K, rng, w3);
+            }
+            std::vector<float> w2;
+            std::vector<uint8_t> q2_0;
+            bool any_two_bit = false;
+            for (const auto & v : chosen) any_two_bit = any_two_bit || two_bit(v);
+            if (any_two_bit) {  // own generator: the ternary cases stay as they were
+                std::mt19937 rng2(o.seed + (unsigned) (M * 131 + K));
+                make_q2_weights(input, M * E, K, rng2, q2_0, w2);
+            }
             // rows checked against float64: spread over the matrix (of every expert)
             std::vector<int64_t> rows;
             const int64_t step = std::max<int64_t>(1, M / o.ref_rows);
             for (int64_t r = 0; r < M; r += step) rows.push_back(r);
 
             for (const auto & v : chosen) {
-                const auto qv = quantize(v.type, w, M * E, K);
-                const auto qu = quantize(v.upstream, w, M * E, K);
+                const std::vector<float> & w = two_bit(v) ? w2 : w3;
+                std::vector<uint8_t> qv, qu;
+                if (two_bit(v)) {
+                    qu = q2_0;
+                    qv = v.type == GGML_TYPE_Q2_0 ? q2_0 : input == "worst" ? q2_v_from_q2_0(q2_0) : quantize(v.type, w, M * E, K);
+                } else {
+                    qv = quantize(v.type, w, M * E, K);
+                    qu = quantize(v.upstream, w, M * E, K);
+                }
                 // lossless: the new type and upstream's hold exactly the same values
                 const bool lossless = dequantize(v.type, qv, M * E, K) == w && dequantize(v.upstream, qu, M * E, K) == w;
                 weights_on_backend mine, theirs;

@@ -78,7 +78,8 @@ def cmd_bench(args) -> int:
     if args.what in ("gemm", "all"):
         g = d["gemm"]
         types = args.type or g["types"]
-        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
+        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0",
+                                  "Q2_V", "Q2_0+", "Q2_K"])
         chosen = bench.pick_suites(args.suite, list(bench.suites()))
         report["gemm"] = bench.run_gemm(args.profile, chosen, types, args.tokens or g["tokens"],
                                         args.threads or g["threads"], args.reps or g["reps"])
@@ -147,10 +148,12 @@ def parser() -> argparse.ArgumentParser:
     bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("convert", help="convert a GGUF or an HF checkpoint of a ternary model to I2_V / I1_V")
+    p = sub.add_parser("convert", help="convert a GGUF or an HF checkpoint of a ternary model to I2_V / I1_V, "
+                                       "or a GGUF's Q2_0 tensors to Q2_V")
     p.add_argument("src", type=Path, help="GGUF file, or HF checkpoint directory (config.json, safetensors, tokenizer)")
     p.add_argument("out", type=Path, help="output GGUF (never overwritten without --force)")
-    p.add_argument("--type", required=True, choices=["I2_V", "I1_V"], help="type of the ternary tensors")
+    p.add_argument("--type", required=True, choices=["I2_V", "I1_V", "Q2_V"],
+                   help="new type: I2_V / I1_V for ternary tensors, Q2_V for Q2_0 tensors")
     p.add_argument("--ternarize", action="store_true",
                    help="ternarise non-ternary linear weights with BitNet's absmean rule instead of refusing them")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")

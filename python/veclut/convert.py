@@ -12,7 +12,7 @@ from rich.table import Table
 from . import ui
 from .errors import VeclutError, describe_os_error
 
-TYPES = ("I2_V", "I1_V")
+TYPES = ("I2_V", "I1_V", "Q2_V")
 
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
@@ -34,6 +34,9 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
     _check_paths(src, out, force)
     tmp = out.with_name(f".veclut-tmp-{os.getpid()}-{out.name}")
     try:
+        if src.is_dir() and type_name == "Q2_V":
+            raise VeclutError(f"--type Q2_V converts a GGUF holding Q2_0 tensors; for the float weights of {src}, "
+                              "convert them to an F16/F32 GGUF and run llama-quantize with type Q2_V")
         if src.is_dir():
             from .convert_hf import convert as convert_hf
 
@@ -82,7 +85,7 @@ def _print_summary(report, out: Path, type_name: str) -> None:
     for column in ("tensors", "from", "to", "note"):
         table.add_column(column)
     for (src_type, dst_type), items in sorted(_groups(report.converted, lambda c: c[1:]).items()):
-        exact = src_type in ("TQ2_0", "TQ1_0")
+        exact = src_type in ("TQ2_0", "TQ1_0", "Q2_0")
         table.add_row(str(len(items)), src_type, dst_type,
                       "dequantized values identical" if exact else "ternary pattern identical")
     for verb, entries in (("kept", report.kept), ("copied", report.copied)):

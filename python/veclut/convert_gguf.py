@@ -1,5 +1,5 @@
 """GGUF -> GGUF: ternary tensors (TQ2_0, TQ1_0, ternary-valued float or other types) become
-I2_V / I1_V, everything else is copied byte for byte. Streams row chunks (bounded memory),
+I2_V / I1_V, or Q2_0 tensors become Q2_V (convert_q2.py); everything else is copied byte for byte. Streams row chunks (bounded memory),
 verifies every converted chunk, writes under a temporary name and renames at the end."""
 
 import re
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import ui
+from . import convert_q2, ui
 from .errors import VeclutError
-from .ternary import BLOCK, absmean_scale, absmean_ternarize, blocks_of, relative_error, ternary_blocks
+from .ternary import absmean_scale, absmean_ternarize, blocks_of, relative_error, ternary_blocks
 
 # Linear weights of transformer blocks: the tensors ternary models store as ternary.
 # Everything else (embeddings, output head, norms) is copied as it is.
@@ -52,12 +52,18 @@ def plan_tensors(reader, target, gguf) -> list[TensorPlan]:
     for t in reader.tensors:
         shape = tuple(int(s) for s in t.shape)
         k = shape[0]
-        convertible = t.tensor_type in (quant.TQ2_0, quant.TQ1_0) or (is_candidate(t.name) and len(shape) >= 2)
-        if convertible and k % BLOCK != 0:
-            reason = f"row length {k} is not a multiple of {target.name}'s {BLOCK}-weight block"
+        if target == quant.Q2_V:  # only Q2_0 (exact); float weights: llama-quantize ... Q2_V
+            convertible = t.tensor_type == quant.Q2_0
+        else:
+            convertible = t.tensor_type in (quant.TQ2_0, quant.TQ1_0) or (is_candidate(t.name) and len(shape) >= 2)
+        block = gguf.GGML_QUANT_SIZES[target][0]
+        if convertible and k % block != 0:
+            reason = f"row length {k} is not a multiple of {target.name}'s {block}-weight block"
             convertible = False
         elif not convertible:
             reason = "not a linear weight of a block" if len(shape) >= 2 else "1-D tensor"
+            if target == quant.Q2_V:
+                reason = f"{t.tensor_type.name}, not Q2_0"
         else:
             reason = f"{t.tensor_type.name} -> {target.name}"
         dst = target if convertible else t.tensor_type
@@ -125,6 +131,20 @@ def _convert_tensor(handle, out, plan: TensorPlan, ternarize: bool, report: Repo
         bar.advance(task, n * plan.src_bytes // rows)
     if not ternary:
         report.ternarized.append((plan.name, (err_num / err_den) ** 0.5 if err_den > 0 else 0.0))
+
+
+def _convert_q2_0(handle, out, plan: TensorPlan, bar, task) -> None:
+    import gguf
+
+    k, rows = plan.shape[0], _rows(plan)
+    row_bytes = plan.src_bytes // rows
+    step = max(1, CHUNK_BYTES // row_bytes)
+    handle.seek(plan.src_offset)
+    for row0 in range(0, rows, step):
+        n = min(step, rows - row0)
+        raw = np.frombuffer(handle.read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
+        out.write(np.ascontiguousarray(convert_q2.convert_rows(raw, plan.name, gguf)).tobytes())
+        bar.advance(task, n * row_bytes)
 
 
 def _verify(plan: TensorPlan, x: np.ndarray, back: np.ndarray, report: Report) -> None:
@@ -228,9 +248,12 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
                 _copy_tensor(handle, out, plan, bar, task)
                 kind = report.kept if plan.reason.startswith("row length") else report.copied
                 kind.append((plan.name, plan.src_type.name, plan.reason))
+                continue
+            if plan.dst_type == gguf.GGMLQuantizationType.Q2_V:
+                _convert_q2_0(handle, out, plan, bar, task)
             else:
                 _convert_tensor(handle, out, plan, ternarize, report, bar, task, gguf)
-                report.converted.append((plan.name, plan.src_type.name, plan.dst_type.name))
+            report.converted.append((plan.name, plan.src_type.name, plan.dst_type.name))
         _pad(out, alignment)
     writer.close()
     return report

@@ -1,4 +1,5 @@
-// Reference quantization, dequantization and validation of I2_V and I1_V (ggml-base).
+// Reference quantization, dequantization and validation of I2_V and I1_V, and validation of
+// Q2_V (ggml-base; Q2_V's quantization is in q2.c).
 // Kept simple and obviously right: every SIMD path and the numpy reference in gguf-py are
 // tested against these functions.
 
@@ -179,6 +180,15 @@ bool veclut_validate_row_data(int type, const void * data, size_t nbytes) {
         for (size_t b = 0; b < nbytes / sizeof(*x); ++b) {
             if (!valid_scale(x[b].d, b) || !valid_codes(x[b].qs, VECLUT_I1_V_QS5, 242, b) ||
                 !valid_codes(x[b].qh, VECLUT_I1_V_QS4, 80, b)) {
+                return false;
+            }
+        }
+        return true;
+    }
+    if (type == VECLUT_TYPE_Q2_V) {
+        const veclut_block_q2_v * x = (const veclut_block_q2_v *) data;
+        for (size_t b = 0; b < nbytes / sizeof(*x); ++b) {
+            if (!valid_scale(x[b].d, b) || !valid_scale(x[b].o, b)) {  // every 2-bit code is valid
                 return false;
             }
         }

@@ -17,7 +17,7 @@
 
 namespace veclut {
 
-// VECLUT_NO_UPSTREAM=1 leaves upstream's TQ1_0 / TQ2_0 to upstream's kernels (for comparisons).
+// VECLUT_NO_UPSTREAM=1 leaves upstream's TQ1_0 / TQ2_0 / Q2_0 to upstream's kernels (for comparisons).
 static bool accelerates(ggml_type type) {
     static const bool upstream_off = [] {
         const char * v = std::getenv("VECLUT_NO_UPSTREAM");
@@ -27,7 +27,7 @@ static bool accelerates(ggml_type type) {
     if (!layout_for_type(type, &kind)) {
         return false;
     }
-    return !(upstream_off && (type == GGML_TYPE_TQ1_0 || type == GGML_TYPE_TQ2_0));
+    return !(upstream_off && (type == GGML_TYPE_TQ1_0 || type == GGML_TYPE_TQ2_0 || type == GGML_TYPE_Q2_0));
 }
 
 static const char * buffer_type_name(ggml_backend_buffer_type_t) {

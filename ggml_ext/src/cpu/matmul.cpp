@@ -1,8 +1,8 @@
 // Orchestration of one MUL_MAT or MUL_MAT_ID on repacked weights (all threads of the graph call
 // it together). jobs.h routes the op into jobs (one weight matrix times the activation rows
 // routed to it); then:
-//   1. every thread quantizes a share of src1's rows to Q8_K (upstream's own activation format)
-//      while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
+//   1. every thread quantizes a share of src1's rows to Q8_K (upstream's own activation format;
+//      Q8_0 for the 2-bit layout, as upstream Q2_0) while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
 //   2. vector-LUT jobs (n >= lut_min_n), per token tile and per K-chunk: tables built, then the
 //      rows look them up, streaming the weights once per token tile. By default
 //      (tiles::private_tables) every thread builds its own copy and keeps one range of rows of
@@ -15,6 +15,7 @@
 
 #include "jobs.h"
 #include "kernels.h"
+#include "kernels_q2.h"
 #include "packed.h"
 #include "tuning.h"
 
@@ -41,6 +42,9 @@ struct work_layout {
     bool    lut_steps;                               // vector LUT over more than one K-chunk
     int64_t dot_chunk, acc_rows;                     // rows per chunk of the dot path; rows of acc
     size_t  table_bytes, scale_bytes;                // of one copy of the tables (see tiles::private_tables)
+    ggml_type act_type;                              // activations: Q8_K, or Q8_0 for the 2-bit layout
+    size_t  act_row;                                 // bytes of one quantized activation row
+    int     act_floats;                              // floats per block and token next to the tables
     size_t  acts, outs, prep, route, jobs, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
 
@@ -50,10 +54,15 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const ggml_tensor * src0 = op->src[0];
     layout kind;
     layout_for_type(src0->type, &kind);
-    const int64_t blocks = src0->ne[0] / QK_K;
+    const bool q2 = kind == layout::q2;
+    const int64_t blocks = src0->ne[0] / info_of(kind).block_k;
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     work_layout p;
-    p.t    = choose_tiles(k, kind, blocks);
+    const q2_kernel_set & k2 = q2_kernels_for(k);
+    p.t    = q2 ? choose_tiles(k2.tile_n, k2.lut_min_n, kind, blocks) : choose_tiles(k, kind, blocks);
+    p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
+    p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);
+    p.act_floats = q2 ? Q2_ACT_FLOATS : 1;
     p.rs   = routing_size_of(op);
     p.rows = src0->ne[1];
     if (moe) {
@@ -62,15 +71,15 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     // prepared activations: only positions of dot-path jobs read them; an expert of a MoE may
     // get few tokens whatever the batch, a plain MUL_MAT only when the batch is small
     const bool some_dot = moe || p.rs.positions < p.t.lut_min_n;
-    p.prep_stride = (some_dot && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
-    p.acts   = align64(p.rs.src_rows * blocks * sizeof(block_q8_K));
+    p.prep_stride = (!q2 && some_dot && k.dot_prep_bytes) ? align64(k.dot_prep_bytes(kind, blocks)) : 0;
+    p.acts   = align64(p.rs.src_rows * p.act_row);
     p.outs   = p.acts + align64(p.rs.positions * sizeof(block_q8_K *));
     p.prep   = p.outs + align64(p.rs.positions * sizeof(float *));
     p.route  = p.prep + p.rs.positions * p.prep_stride;  // src_index[positions], count[matrices + 1], njobs
     p.jobs   = p.route + align64((p.rs.positions + p.rs.matrices + 2) * sizeof(int64_t));
     p.tables = p.jobs + align64(p.rs.matrices * sizeof(job));
     p.table_bytes = align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
-    p.scale_bytes = align64(p.t.kb * p.t.tile_n * sizeof(float));
+    p.scale_bytes = align64(p.t.kb * p.t.tile_n * p.act_floats * sizeof(float));
     const int copies = p.t.private_tables ? nth : 1;
     p.scales = p.tables + copies * p.table_bytes;
     p.acc    = p.scales + copies * p.scale_bytes;
@@ -101,9 +110,11 @@ void store(float * const * outs, const float * acc, int64_t row0, int64_t nrows,
 // What one thread needs to run jobs: views into the work buffer and the op's plan.
 struct runner {
     const kernel_set & k;
+    const q2_kernel_set & k2;  // used instead of k for the 2-bit layout
     const work_layout & p;
     const packed_weights & w;
     const block_q8_K * const * acts;
+    const block_q8_0 * const * acts0;  // the same slots, for the 2-bit layout's Q8_0 activations
     float * const * outs;
     const uint8_t * prep;
     int16_t * tables;
@@ -117,7 +128,11 @@ struct runner {
         for (int64_t t0 = 0; t0 < j.n; t0 += tile) {
             const int nt = (int) std::min<int64_t>(tile, j.n - t0);
             const int64_t at = j.first + t0;
-            k.dot(w, j.wrow0 + row0, nr, acts + at, prep + at * p.prep_stride, p.prep_stride, nt, acc, tile);
+            if (w.kind == layout::q2) {
+                k2.dot(w, j.wrow0 + row0, nr, acts0 + at, nt, acc, tile);
+            } else {
+                k.dot(w, j.wrow0 + row0, nr, acts + at, prep + at * p.prep_stride, p.prep_stride, nt, acc, tile);
+            }
             store(outs + at, acc, row0, nr, nt, tile);
         }
     }
@@ -132,7 +147,11 @@ struct runner {
         if (b0 == 0) {
             std::memset(sums, 0, nr * tile * sizeof(float));
         }
-        k.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        if (w.kind == layout::q2) {
+            k2.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        } else {
+            k.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        }
         if (b0 + kb >= w.blocks) {
             store(outs + j.first + t0, sums, row0, nr, nt, tile);
         }
@@ -140,7 +159,13 @@ struct runner {
 
     void build(const job & j, int64_t t0, int nt, int64_t b0, int64_t i) const {
         const int64_t entries = info_of(w.kind).table_entries;
-        k.build_tables(w.kind, acts + j.first + t0, b0 + i, nt, tables + i * entries * p.t.tile_n, ascale + i * p.t.tile_n);
+        int16_t * t = tables + i * entries * p.t.tile_n;
+        float * s = ascale + i * p.t.tile_n * p.act_floats;
+        if (w.kind == layout::q2) {
+            k2.build_tables(acts0 + j.first + t0, b0 + i, nt, t, s);
+        } else {
+            k.build_tables(w.kind, acts + j.first + t0, b0 + i, nt, t, s);
+        }
     }
 
     // Private tables: this thread builds its own and keeps rows [r_begin, r_end) of the job, so
@@ -212,14 +237,15 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     // ggml's work buffer comes from new[] (16-byte aligned): align it, or every 64-byte table
     // entry a kernel loads would straddle two cache lines
     char * wdata = (char *) align_up(params->wdata);
-    auto * q8        = (block_q8_K *) wdata;
+    auto * q8        = (block_q8_K *) wdata;  // ternary layouts (act_row = blocks Q8_K blocks)
     auto * acts      = (const block_q8_K **) (wdata + p.acts);
+    auto * acts0     = (const block_q8_0 **) (wdata + p.acts);  // the 2-bit layout's view of the slots
     auto * outs      = (float **) (wdata + p.outs);
     auto * prep      = (uint8_t *) (wdata + p.prep);
     auto * src_index = (int64_t *) (wdata + p.route);
     auto * jobs      = (job *) (wdata + p.jobs);
     const int copy = p.t.private_tables ? ith : 0;
-    const runner run{k, p, w, acts, outs, prep,
+    const runner run{k, q2_kernels_for(k), p, w, acts, acts0, outs, prep,
                      (int16_t *) (wdata + p.tables + copy * p.table_bytes),
                      (float *) (wdata + p.scales + copy * p.scale_bytes),
                      (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float))),
@@ -229,9 +255,9 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     // MUL_MAT's positions are src1's rows, so each thread prepares the rows it quantized; a
     // MUL_MAT_ID's are known only after the routing (one more barrier).
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
-    const ggml_from_float_t to_q8 = ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float;
+    const ggml_from_float_t to_q8 = ggml_get_type_traits_cpu(p.act_type)->from_float;
     for (int64_t n = ith; n < p.rs.src_rows; n += nth) {
-        to_q8(flat_row(src1, n), q8 + n * blocks, src0->ne[0]);
+        to_q8(flat_row(src1, n), wdata + n * p.act_row, src0->ne[0]);
         if (p.prep_stride && !moe) {
             k.dot_prepare(w.kind, q8 + n * blocks, blocks, prep + n * p.prep_stride);
         }
@@ -246,7 +272,11 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             chunks += jobs[i].n < p.t.lut_min_n ? (rows + rc - 1) / rc : 0;
         }
         for (int64_t q = 0; q < p.rs.positions; ++q) {
-            acts[q] = q8 + src_index[q] * blocks;
+            if (w.kind == layout::q2) {
+                acts0[q] = (const block_q8_0 *) (wdata + src_index[q] * p.act_row);
+            } else {
+                acts[q] = q8 + src_index[q] * blocks;
+            }
         }
         *njobs_slot = njobs;
         ggml_threadpool_chunk_set(params->threadpool, nth);

@@ -12,6 +12,7 @@ bool layout_for_type(ggml_type type, layout * out) {
     switch ((int) type) {
         case VECLUT_TYPE_I2_V: case GGML_TYPE_TQ2_0: *out = layout::i2; return true;
         case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = layout::i1; return true;
+        case VECLUT_TYPE_Q2_V: case GGML_TYPE_Q2_0:  *out = layout::q2; return true;
         default: return false;
     }
 }
@@ -25,15 +26,16 @@ size_t packed_size(const ggml_tensor * t) {
     if (!layout_for_type(t->type, &kind)) {
         return ggml_nbytes(t);
     }
-    const int64_t n = rows_of(t) * (t->ne[0] / VECLUT_QK);
-    return align64(n * info_of(kind).code_bytes) + n * sizeof(float);
+    const layout_info li = info_of(kind);
+    const int64_t n = rows_of(t) * (t->ne[0] / li.block_k);
+    return align64(n * li.code_bytes) + n * li.scale_floats * sizeof(float);
 }
 
 packed_weights packed_view(const ggml_tensor * t) {
     packed_weights w;
     layout_for_type(t->type, &w.kind);
     w.rows   = rows_of(t);
-    w.blocks = t->ne[0] / VECLUT_QK;
+    w.blocks = t->ne[0] / info_of(w.kind).block_k;
     w.codes  = (const uint8_t *) t->data;
     w.scales = (const float *) ((const char *) t->data + align64(w.rows * w.blocks * info_of(w.kind).code_bytes));
     return w;
@@ -66,8 +68,37 @@ static void source_trits(ggml_type type, const char * block, int8_t * trits, uin
     }
 }
 
+// Q2_V and Q2_0 blocks: codes as they are, d and d * o (exact in float: fp16 x fp16)
+static void repack_q2_rows(ggml_tensor * t, const packed_weights & w, const void * data, int64_t row0, int64_t nrows) {
+    const size_t block_size = ggml_type_size(t->type);
+    for (int64_t r = row0; r < row0 + nrows; ++r) {
+        const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
+        for (int64_t b = 0; b < w.blocks; ++b) {
+            veclut_block_q2_v blk;
+            if (t->type == GGML_TYPE_Q2_0) {
+                veclut_q2_v_from_q2_0(src + b * block_size, &blk);
+            } else {
+                memcpy(&blk, src + b * block_size, sizeof(blk));
+            }
+            uint8_t * out = const_cast<uint8_t *>(w.codes) + (r * w.blocks + b) * sizeof(blk.qs);
+            memset(out, 0, sizeof(blk.qs));
+            for (int k = 0; k < VECLUT_QK_Q2; ++k) {  // file order: weight k in bits 2(k % 4) of byte k / 4
+                const int q = (blk.qs[k / 4] >> (2 * (k % 4))) & 3;
+                out[8 * (k / 32) + k % 8] |= (uint8_t) (q << (2 * ((k % 32) / 8)));
+            }
+            float * s = const_cast<float *>(w.scales) + (r * w.blocks + b) * 2;
+            s[0] = GGML_FP16_TO_FP32(blk.d);
+            s[1] = s[0] * GGML_FP16_TO_FP32(blk.o);
+        }
+    }
+}
+
 void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows) {
     const packed_weights w = packed_view(t);
+    if (w.kind == layout::q2) {
+        repack_q2_rows(t, w, data, row0, nrows);
+        return;
+    }
     const layout_info li = info_of(w.kind);
     const size_t block_size = ggml_type_size(t->type);
     uint8_t * codes  = const_cast<uint8_t *>(w.codes);

@@ -1,8 +1,13 @@
 // The load-time layout of an accelerated weight tensor (produced by repack, read by kernels).
 //
-// Per row and 256-block: the block's base-3 codes (I2_V: 64 bytes of 4 trits; I1_V: 48 bytes of
-// 5 trits then 4 of 4), rows contiguous; then, 64-byte aligned, the block scales as float.
-// Upstream TQ2_0 / TQ1_0 are re-encoded into the I2_V / I1_V codes, so one kernel serves both.
+// Per row and block: the block's codes (I2_V: 64 bytes of 4 trits per 256; I1_V: 48 bytes of
+// 5 trits then 4 of 4 per 256; Q2_V: 16 bytes of four 2-bit codes per 64), rows contiguous;
+// then, 64-byte aligned, the block scales as float (Q2_V: pairs d, d * o).
+// Q2_V's codes are reordered so that each byte stays inside one 32-weight half (one Q8_0 scale)
+// and a shift by 2j of a half's 8 bytes gives 8 consecutive weights: byte 8h + i holds weight
+// 32h + 8j + i in bits 2j (j = 0..3). A group's table is built from activations 8 apart.
+// Upstream TQ2_0 / TQ1_0 / Q2_0 are re-encoded into the I2_V / I1_V / Q2_V codes, so one kernel
+// serves both.
 #pragma once
 
 #include "ggml.h"
@@ -12,17 +17,22 @@
 
 namespace veclut {
 
-enum class layout { i2, i1 };  // 4-trit groups only, or 5-trit groups then 4-trit groups
+// 4-trit groups only, 5-trit groups then 4-trit groups, or groups of four 2-bit codes
+enum class layout { i2, i1, q2 };
 
 struct layout_info {
-    int code_bytes;    // bytes of codes per 256-block
+    int code_bytes;    // bytes of codes per block
     int groups5;       // groups of 5 trits (243-entry tables) at the start of the block
-    int groups4;       // groups of 4 trits (81-entry tables) after them
+    int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, 256-entry tables) after them
     int table_entries; // entries of all tables of one block
+    int block_k;       // weights per block (256; q2: 64, as Q2_0)
+    int scale_floats;  // floats per block in the scales (q2: d and d * o)
 };
 
 constexpr layout_info info_of(layout l) {
-    return l == layout::i2 ? layout_info{64, 0, 64, 64 * 81} : layout_info{52, 48, 4, 48 * 243 + 4 * 81};
+    return l == layout::i2 ? layout_info{64, 0, 64, 64 * 81, 256, 1}
+         : l == layout::i1 ? layout_info{52, 48, 4, 48 * 243 + 4 * 81, 256, 1}
+                           : layout_info{16, 0, 16, 16 * 256, 64, 2};
 }
 
 // Which layout a ggml type is repacked into, or false if veclut does not accelerate it.
@@ -31,12 +41,12 @@ bool layout_for_type(ggml_type type, layout * out);
 struct packed_weights {
     layout         kind;
     int64_t        rows;     // ne01 * ne02 (experts stacked for MUL_MAT_ID)
-    int64_t        blocks;   // per row: K / 256
+    int64_t        blocks;   // per row: K / block_k
     const uint8_t * codes;   // rows * blocks * code_bytes
-    const float   * scales;  // rows * blocks
+    const float   * scales;  // rows * blocks * scale_floats
 
     const uint8_t * row_codes(int64_t r) const { return codes + r * blocks * info_of(kind).code_bytes; }
-    const float   * row_scales(int64_t r) const { return scales + r * blocks; }
+    const float   * row_scales(int64_t r) const { return scales + r * blocks * info_of(kind).scale_floats; }
 };
 
 size_t packed_size(const ggml_tensor * t);

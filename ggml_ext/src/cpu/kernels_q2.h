@@ -1,0 +1,43 @@
+// Kernels for the 2-bit layout (Q2_V and upstream Q2_0 repacked): one set per ISA, chosen with
+// the ternary set of the same ISA. Activations are Q8_0 (one scale per 32), as upstream Q2_0's,
+// so a 64-block has two activation scales; the offset o enters through per-token sums.
+#pragma once
+
+#include "kernels.h"
+
+namespace veclut {
+
+// floats per block and token next to the tables: dy of each half and dy0 * s0 + dy1 * s1
+// (s = sum of the half's Q8_0 values), laid out [what][tile_n]
+constexpr int Q2_ACT_FLOATS = 3;
+
+struct q2_kernel_set {
+    const char * name;
+    int tile_n;     // tokens per table tile
+    int lut_min_n;  // below this many tokens the dot-product path is faster
+
+    // out[r * out_stride + n] = row (row0 + r) . token n, acts[n] = token n's Q8_0 blocks
+    void (*dot)(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+                int nt, float * out, int64_t out_stride);
+
+    // 64-block b, nt <= tile_n tokens: tables[(g * 256 + code) * tile_n + n] = sum_j q_j(code) *
+    // a_n[32 (g / 8) + g % 8 + 8j] for the 16 groups g (q_j = bits 2j..2j+1 of code; the packed
+    // order of packed.h), and act as above
+    void (*build_tables)(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act);
+
+    // rows [row0, row0+nrows), blocks [b0, b0+kb) whose tables were built consecutively:
+    // acc[r * tile_n + n] += d * (dy0 * sum0 + dy1 * sum1) + d * o * (dy0 * s0 + dy1 * s1)
+    void (*lut_accumulate)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                           const int16_t * tables, const float * act, int nt, float * acc);
+};
+
+const q2_kernel_set & q2_scalar_kernels();
+// SIMD sets: nullptr when this build was not compiled for the ISA.
+const q2_kernel_set * q2_avx512_kernels();
+const q2_kernel_set * q2_avx2_kernels();
+const q2_kernel_set * q2_neon_kernels();
+
+// The 2-bit set of the same ISA as k (the scalar one where that ISA has none).
+const q2_kernel_set & q2_kernels_for(const kernel_set & k);
+
+}  // namespace veclut

@@ -1,0 +1,192 @@
+// AVX2 kernels of the 2-bit layout: the AVX-512 ones (kernels_q2_avx512.cpp) at half the width.
+// Vector LUT: a tile is 16 tokens, one table entry (16 x int16) is one ymm; 16 tables of 256
+// entries per 64-block (128 KiB). Overflow bound as in kernels_q2_scalar.cpp: a half-block sum is
+// at most 12192 in magnitude. Dot path: a half's 8 code bytes broadcast and shifted by 0, 2, 4, 6
+// per qword give its 32 codes in natural order, multiplied with the Q8_0 bytes by vpmaddubsw
+// (pairs at most 2 * 3 * 127 = 762, no saturation) and vpmaddwd.
+
+#include "kernels_q2.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+#include "kernels_x86.h"
+
+#include "ggml-impl.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace veclut {
+
+namespace {
+
+constexpr int TILE = 16;
+constexpr int GROUP = 256 * TILE;
+// Switch-over from the dot path to the vector LUT, measured as the AVX-512 set's (AVX2 set on
+// Zen 4, loaded machine): dot ~40 GOPS at N = 4..8, LUT 13 / 30 / 51 at N = 4 / 8 / 12.
+constexpr int LUT_MIN_N = 10;
+
+void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
+    alignas(32) int16_t col[64 * TILE];
+    if (nt < TILE) {
+        std::memset(col, 0, sizeof(col));
+    }
+    for (int n = 0; n < nt; ++n) {
+        int32_t sums[2] = {0, 0};
+        for (int h = 0; h < 2; ++h) {
+            const block_q8_0 & a = acts[n][2 * b + h];
+            for (int k = 0; k < 32; ++k) {
+                col[(32 * h + k) * TILE + n] = a.qs[k];
+                sums[h] += a.qs[k];
+            }
+        }
+        const float dy0 = GGML_FP16_TO_FP32(acts[n][2 * b].d), dy1 = GGML_FP16_TO_FP32(acts[n][2 * b + 1].d);
+        act[n] = dy0;
+        act[TILE + n] = dy1;
+        act[2 * TILE + n] = dy0 * (float) sums[0] + dy1 * (float) sums[1];
+    }
+    for (int n = nt; n < TILE; ++n) {
+        act[n] = act[TILE + n] = act[2 * TILE + n] = 0.0f;
+    }
+    for (int g = 0; g < 16; ++g) {  // weights 32h + i + 8j of the packed order
+        const int16_t * x = col + (32 * (g / 8) + g % 8) * TILE;
+        int16_t * t = tables + g * GROUP;
+        _mm256_store_si256((__m256i *) t, _mm256_setzero_si256());
+        for (int j = 0, span = 1; j < 4; ++j, span *= 4) {
+            const __m256i a1 = _mm256_load_si256((const __m256i *) (x + 8 * j * TILE));
+            const __m256i a2 = _mm256_add_epi16(a1, a1);
+            const __m256i a3 = _mm256_add_epi16(a2, a1);
+            for (int c = 0; c < span; ++c) {
+                const __m256i e = _mm256_load_si256((const __m256i *) (t + c * TILE));
+                _mm256_store_si256((__m256i *) (t + (c + span) * TILE), _mm256_add_epi16(e, a1));
+                _mm256_store_si256((__m256i *) (t + (c + 2 * span) * TILE), _mm256_add_epi16(e, a2));
+                _mm256_store_si256((__m256i *) (t + (c + 3 * span) * TILE), _mm256_add_epi16(e, a3));
+            }
+        }
+    }
+}
+
+inline void keep_apart(__m256i & a, __m256i & b, __m256i & c, __m256i & d) {
+    __asm__("" : "+x"(a), "+x"(b), "+x"(c), "+x"(d));
+}
+
+template <int K>
+inline __m256i entry8(const int16_t * t, uint64_t q) {
+    const uint64_t off = K == 0 ? (q << 5) & 0x1FE0u : (q >> (8 * K - 5)) & 0x1FE0u;  // code * 32 bytes
+    return _mm256_load_si256((const __m256i *) ((const char *) (t + K * GROUP) + off));
+}
+
+inline void half_sum(const int16_t * t, uint64_t q, __m256i & s0, __m256i & s1) {
+    s0 = _mm256_add_epi16(s0, entry8<0>(t, q));
+    s1 = _mm256_add_epi16(s1, entry8<1>(t, q));
+    s0 = _mm256_add_epi16(s0, entry8<2>(t, q));
+    s1 = _mm256_add_epi16(s1, entry8<3>(t, q));
+    s0 = _mm256_add_epi16(s0, entry8<4>(t, q));
+    s1 = _mm256_add_epi16(s1, entry8<5>(t, q));
+    s0 = _mm256_add_epi16(s0, entry8<6>(t, q));
+    s1 = _mm256_add_epi16(s1, entry8<7>(t, q));
+}
+
+inline __m256 lo_ps(__m256i s) { return _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s))); }
+inline __m256 hi_ps(__m256i s) { return _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1))); }
+
+void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                    const int16_t * tables, const float * act, int, float * acc) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * 16;
+        const float * s = w.row_scales(row0 + r) + 2 * b0;
+        float * out = acc + r * TILE;
+        x86::prefetch_step_codes(w, row0 + r, b0, kb, 16);
+        __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
+        for (int64_t b = 0; b < kb; ++b, codes += 16, s += 2) {
+            const int16_t * t = tables + b * 16 * GROUP;
+            uint64_t q[2];
+            std::memcpy(q, codes, 16);
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, c0 = a0, c1 = a0;
+            half_sum(t, q[0], a0, a1);
+            half_sum(t + 8 * GROUP, q[1], c0, c1);
+            keep_apart(a0, a1, c0, c1);
+            const __m256i h0 = _mm256_add_epi16(a0, a1), h1 = _mm256_add_epi16(c0, c1);
+            const float * A = act + b * Q2_ACT_FLOATS * TILE;
+            const __m256 d = _mm256_set1_ps(s[0]), m = _mm256_set1_ps(s[1]);
+            f0 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE), f0);
+            f1 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE + 8), f1);
+            f0 = _mm256_fmadd_ps(lo_ps(h0), _mm256_mul_ps(d, _mm256_loadu_ps(A)), f0);
+            f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(d, _mm256_loadu_ps(A + 8)), f1);
+            f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE)), f0);
+            f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE + 8)), f1);
+        }
+        _mm256_storeu_ps(out, f0);
+        _mm256_storeu_ps(out + 8, f1);
+    }
+}
+
+// the 32 codes of half h of a block, one per byte, in natural weight order
+inline __m256i expand_half(const uint8_t * codes) {
+    uint64_t q;
+    std::memcpy(&q, codes, 8);
+    const __m256i v = _mm256_srlv_epi64(_mm256_set1_epi64x((long long) q), _mm256_set_epi64x(6, 4, 2, 0));
+    return _mm256_and_si256(v, _mm256_set1_epi8(3));
+}
+
+inline __m256i dot4(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+inline float hsum(__m256 v) {
+    const __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 y = _mm_add_ps(x, _mm_movehl_ps(x, x));
+    return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
+}
+
+constexpr int DOT_TOKENS = 4;
+
+void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+         int nt, float * out, int64_t out_stride) {
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * s = w.row_scales(row0 + r);
+        for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
+            const int tn = nt - n0 < DOT_TOKENS ? nt - n0 : DOT_TOKENS;
+            __m256 accv[DOT_TOKENS];
+            for (int i = 0; i < DOT_TOKENS; ++i) {
+                accv[i] = _mm256_setzero_ps();
+            }
+            for (int64_t b = 0; b < w.blocks; ++b) {
+                const __m256i v0 = expand_half(codes + 16 * b), v1 = expand_half(codes + 16 * b + 8);
+                const __m256 d = _mm256_set1_ps(s[2 * b]), m = _mm256_set1_ps(s[2 * b + 1]);
+                for (int i = 0; i < tn; ++i) {
+                    const block_q8_0 * a = acts[n0 + i] + 2 * b;
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *) a[0].qs);
+                    const __m256i x1 = _mm256_loadu_si256((const __m256i *) a[1].qs);
+                    const __m256 h0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(v0, x0)), d, _mm256_mul_ps(_mm256_cvtepi32_ps(dot4(ones, x0)), m));
+                    const __m256 h1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(v1, x1)), d, _mm256_mul_ps(_mm256_cvtepi32_ps(dot4(ones, x1)), m));
+                    accv[i] = _mm256_fmadd_ps(h0, _mm256_set1_ps(GGML_FP16_TO_FP32(a[0].d)), accv[i]);
+                    accv[i] = _mm256_fmadd_ps(h1, _mm256_set1_ps(GGML_FP16_TO_FP32(a[1].d)), accv[i]);
+                }
+            }
+            for (int i = 0; i < tn; ++i) {
+                out[r * out_stride + n0 + i] = hsum(accv[i]);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+const q2_kernel_set * q2_avx2_kernels() {
+    static const q2_kernel_set set = {"avx2", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate};
+    return &set;
+}
+
+}  // namespace veclut
+
+#else
+
+namespace veclut {
+const q2_kernel_set * q2_avx2_kernels() { return nullptr; }
+}  // namespace veclut
+
+#endif

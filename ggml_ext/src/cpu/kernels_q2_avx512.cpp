@@ -1,0 +1,205 @@
+// AVX-512 kernels of the 2-bit layout (F/BW/VL; VNNI for the dot path where the build has it).
+//
+// Vector LUT: a tile is 32 tokens, so one table entry (32 x int16) is one zmm and one code
+// selects it with one vpaddw from memory, as in the ternary kernels. A 64-block has 16 tables of
+// 256 entries (256 KiB: L2-resident, like I2_V's 331 KiB per 256-block); its two halves have
+// their own Q8_0 scales, so each half is summed in its own pair of chains and widened to float
+// separately; the offset enters once per block as d * o times the token's dy0 * s0 + dy1 * s1.
+//
+// Overflow bound: as in kernels_q2_scalar.cpp, a half-block sum is at most 8 * 4 * 3 * 127 =
+// 12192 in magnitude, so int16 chains cannot overflow.
+//
+// Dot path: the packed order (packed.h) makes the 64 codes of a block, broadcast per half and
+// shifted by 0, 2, 4, 6 per qword, one byte each in natural weight order, so they multiply the
+// Q8_0 bytes as they are (vpdpbusd, or vpmaddubsw + vpmaddwd without VNNI: 3 * 127 * 2 fits int16).
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12: _mm512_undefined_* inside the intrinsics headers
+#endif
+
+#include "kernels_q2.h"
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+
+#include "kernels_x86.h"
+
+#include "ggml-impl.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace veclut {
+
+namespace {
+
+constexpr int TILE = 32;
+constexpr int GROUP = 256 * TILE;  // int16 per table
+// Switch-over from the dot path to the vector LUT, measured with bench-veclut (Zen 4 shared with
+// other jobs, 4096x4096, 1 thread, GOPS): dot ~43 at every N; LUT 28 / 53 / 80 at N = 4 / 8 / 12.
+constexpr int LUT_MIN_N = 8;
+
+void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
+    alignas(64) int16_t col[64 * TILE];  // activations token-minor: col[k * TILE + n]
+    if (nt < TILE) {
+        std::memset(col, 0, sizeof(col));
+    }
+    for (int n = 0; n < nt; ++n) {
+        int32_t sums[2] = {0, 0};
+        for (int h = 0; h < 2; ++h) {
+            const block_q8_0 & a = acts[n][2 * b + h];
+            for (int k = 0; k < 32; ++k) {
+                col[(32 * h + k) * TILE + n] = a.qs[k];
+                sums[h] += a.qs[k];
+            }
+        }
+        const float dy0 = GGML_FP16_TO_FP32(acts[n][2 * b].d), dy1 = GGML_FP16_TO_FP32(acts[n][2 * b + 1].d);
+        act[n] = dy0;
+        act[TILE + n] = dy1;
+        act[2 * TILE + n] = dy0 * (float) sums[0] + dy1 * (float) sums[1];
+    }
+    for (int n = nt; n < TILE; ++n) {
+        act[n] = act[TILE + n] = act[2 * TILE + n] = 0.0f;
+    }
+    for (int g = 0; g < 16; ++g) {  // weights 32h + i + 8j of the packed order
+        const int16_t * x = col + (32 * (g / 8) + g % 8) * TILE;
+        int16_t * t = tables + g * GROUP;
+        _mm512_store_si512(t, _mm512_setzero_si512());
+        for (int j = 0, span = 1; j < 4; ++j, span *= 4) {
+            const __m512i a1 = _mm512_load_si512(x + 8 * j * TILE);
+            const __m512i a2 = _mm512_add_epi16(a1, a1);
+            const __m512i a3 = _mm512_add_epi16(a2, a1);
+            for (int c = 0; c < span; ++c) {
+                const __m512i e = _mm512_load_si512(t + c * TILE);
+                _mm512_store_si512(t + (c + span) * TILE, _mm512_add_epi16(e, a1));
+                _mm512_store_si512(t + (c + 2 * span) * TILE, _mm512_add_epi16(e, a2));
+                _mm512_store_si512(t + (c + 3 * span) * TILE, _mm512_add_epi16(e, a3));
+            }
+        }
+    }
+}
+
+inline void keep_apart(__m512i & a, __m512i & b, __m512i & c, __m512i & d) {
+    __asm__("" : "+v"(a), "+v"(b), "+v"(c), "+v"(d));
+}
+
+// entry of byte K of q (8 codes at once) in table K: its byte offset code * 64 by shift and mask
+template <int K>
+inline __m512i entry8(const int16_t * t, uint64_t q) {
+    const uint64_t off = K == 0 ? (q << 6) & 0x3FC0u : (q >> (8 * K - 6)) & 0x3FC0u;
+    return _mm512_load_si512((const char *) (t + K * GROUP) + off);
+}
+
+// sum of one half (8 codes, 8 tables) in two chains
+inline void half_sum(const int16_t * t, uint64_t q, __m512i & s0, __m512i & s1) {
+    s0 = _mm512_add_epi16(s0, entry8<0>(t, q));
+    s1 = _mm512_add_epi16(s1, entry8<1>(t, q));
+    s0 = _mm512_add_epi16(s0, entry8<2>(t, q));
+    s1 = _mm512_add_epi16(s1, entry8<3>(t, q));
+    s0 = _mm512_add_epi16(s0, entry8<4>(t, q));
+    s1 = _mm512_add_epi16(s1, entry8<5>(t, q));
+    s0 = _mm512_add_epi16(s0, entry8<6>(t, q));
+    s1 = _mm512_add_epi16(s1, entry8<7>(t, q));
+}
+
+inline __m512 lo_ps(__m512i s) { return _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_castsi512_si256(s))); }
+inline __m512 hi_ps(__m512i s) { return _mm512_cvtepi32_ps(_mm512_cvtepi16_epi32(_mm512_extracti64x4_epi64(s, 1))); }
+
+void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                    const int16_t * tables, const float * act, int, float * acc) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * 16;
+        const float * s = w.row_scales(row0 + r) + 2 * b0;
+        float * out = acc + r * TILE;
+        x86::prefetch_step_codes(w, row0 + r, b0, kb, 16);
+        __m512 f0 = _mm512_loadu_ps(out), f1 = _mm512_loadu_ps(out + 16);
+        for (int64_t b = 0; b < kb; ++b, codes += 16, s += 2) {
+            const int16_t * t = tables + b * 16 * GROUP;
+            uint64_t q[2];
+            std::memcpy(q, codes, 16);
+            __m512i a0 = _mm512_setzero_si512(), a1 = a0, c0 = a0, c1 = a0;
+            half_sum(t, q[0], a0, a1);
+            half_sum(t + 8 * GROUP, q[1], c0, c1);
+            keep_apart(a0, a1, c0, c1);  // four independent chains (GCC would merge them)
+            const __m512i h0 = _mm512_add_epi16(a0, a1), h1 = _mm512_add_epi16(c0, c1);
+            const float * A = act + b * Q2_ACT_FLOATS * TILE;
+            const __m512 d = _mm512_set1_ps(s[0]), m = _mm512_set1_ps(s[1]);
+            f0 = _mm512_fmadd_ps(m, _mm512_loadu_ps(A + 2 * TILE), f0);
+            f1 = _mm512_fmadd_ps(m, _mm512_loadu_ps(A + 2 * TILE + 16), f1);
+            f0 = _mm512_fmadd_ps(lo_ps(h0), _mm512_mul_ps(d, _mm512_loadu_ps(A)), f0);
+            f1 = _mm512_fmadd_ps(hi_ps(h0), _mm512_mul_ps(d, _mm512_loadu_ps(A + 16)), f1);
+            f0 = _mm512_fmadd_ps(lo_ps(h1), _mm512_mul_ps(d, _mm512_loadu_ps(A + TILE)), f0);
+            f1 = _mm512_fmadd_ps(hi_ps(h1), _mm512_mul_ps(d, _mm512_loadu_ps(A + TILE + 16)), f1);
+        }
+        _mm512_storeu_ps(out, f0);
+        _mm512_storeu_ps(out + 16, f1);
+    }
+}
+
+// the 64 codes of a block, one per byte, in natural weight order
+inline __m512i expand(const uint8_t * codes) {
+    const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
+                                               _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *) codes)));
+    return _mm512_and_si512(_mm512_srlv_epi64(v, _mm512_set_epi64(6, 4, 2, 0, 6, 4, 2, 0)), _mm512_set1_epi8(3));
+}
+
+// int32 sums of 4 products u8 x s8 per lane: lanes 0-7 the first half, 8-15 the second
+inline __m512i dot4(__m512i u, __m512i s) {
+#if defined(__AVX512VNNI__)
+    return _mm512_dpbusd_epi32(_mm512_setzero_si512(), u, s);
+#else
+    return _mm512_madd_epi16(_mm512_maddubs_epi16(u, s), _mm512_set1_epi16(1));
+#endif
+}
+
+constexpr int DOT_TOKENS = 4;  // tokens per pass over a row's blocks (accumulators in registers)
+
+void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+         int nt, float * out, int64_t out_stride) {
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * s = w.row_scales(row0 + r);
+        for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
+            const int tn = nt - n0 < DOT_TOKENS ? nt - n0 : DOT_TOKENS;
+            __m512 accv[DOT_TOKENS];
+            for (int i = 0; i < DOT_TOKENS; ++i) {
+                accv[i] = _mm512_setzero_ps();
+            }
+            for (int64_t b = 0; b < w.blocks; ++b) {
+                const __m512i v = expand(codes + 16 * b);
+                const __m512 d = _mm512_set1_ps(s[2 * b]), m = _mm512_set1_ps(s[2 * b + 1]);
+                for (int i = 0; i < tn; ++i) {
+                    const block_q8_0 * a = acts[n0 + i] + 2 * b;
+                    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) a[0].qs)),
+                                                         _mm256_loadu_si256((const __m256i *) a[1].qs), 1);
+                    const __m512 dy = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(GGML_FP16_TO_FP32(a[0].d)),
+                                                           _mm512_set1_ps(GGML_FP16_TO_FP32(a[1].d)));
+                    const __m512 qs = _mm512_cvtepi32_ps(dot4(v, x));
+                    const __m512 xs = _mm512_cvtepi32_ps(dot4(ones, x));
+                    accv[i] = _mm512_fmadd_ps(_mm512_fmadd_ps(qs, d, _mm512_mul_ps(xs, m)), dy, accv[i]);
+                }
+            }
+            for (int i = 0; i < tn; ++i) {
+                out[r * out_stride + n0 + i] = _mm512_reduce_add_ps(accv[i]);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+const q2_kernel_set * q2_avx512_kernels() {
+    static const q2_kernel_set set = {"avx512", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate};
+    return &set;
+}
+
+}  // namespace veclut
+
+#else
+
+namespace veclut {
+const q2_kernel_set * q2_avx512_kernels() { return nullptr; }
+}  // namespace veclut
+
+#endif
