@@ -29,6 +29,15 @@ def test_unknown_suite_and_type_are_one_sentence():
         bench.check_types(["Q9_9"], ["I2_V"])
 
 
+def test_a_run_can_be_limited_to_shapes():
+    chosen = bench.pick_suites(["llama3-8b-1.58", "bitnet-2b-4t"], [])
+    kept = bench.limit_shapes(chosen, ["4096x4096", "14336x4096"])
+    assert kept == {"llama3-8b-1.58": {**chosen["llama3-8b-1.58"], "gemm_shapes": ["4096x4096", "14336x4096"]}}
+    assert bench.limit_shapes(chosen, None) == chosen
+    with pytest.raises(VeclutError, match="no chosen suite has the GEMM shape 5x5"):
+        bench.limit_shapes(chosen, ["5x5"])
+
+
 def _row(type_name, median, lo, hi, test="pp512"):
     return {"suite": "s", "type": type_name, "test": test, "threads": 2, "unit": "t/s", "median": median, "min": lo, "max": hi}
 

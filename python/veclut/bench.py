@@ -36,6 +36,18 @@ def pick_suites(names: list[str] | None, default: list[str]) -> dict[str, dict]:
     return {n: known[n] for n in chosen}
 
 
+def limit_shapes(chosen: dict[str, dict], shapes: list[str] | None) -> dict[str, dict]:
+    """Only the suites' GEMM shapes named in `shapes` (all when None); suites left empty are dropped."""
+    if not shapes:
+        return chosen
+    known = {s for suite in chosen.values() for s in suite.get("gemm_shapes", [])}
+    unknown = [s for s in shapes if s not in known]
+    if unknown:
+        raise VeclutError(f"no chosen suite has the GEMM shape {unknown[0]}; shapes: {', '.join(sorted(known))}")
+    kept = {name: {**suite, "gemm_shapes": [s for s in suite["gemm_shapes"] if s in shapes]} for name, suite in chosen.items()}
+    return {name: suite for name, suite in kept.items() if suite["gemm_shapes"]}
+
+
 def check_types(types: list[str], allowed: list[str]) -> None:
     unknown = [t for t in types if t not in allowed]
     if unknown:
