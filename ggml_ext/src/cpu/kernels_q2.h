@@ -5,6 +5,10 @@
 
 #include "kernels.h"
 
+#include "ggml-impl.h"  // GGML_FP16_TO_FP32
+
+#include <cstring>
+
 namespace veclut {
 
 // floats per block and token next to the tables: dy of each half and dy0 * s0 + dy1 * s1
@@ -39,5 +43,32 @@ const q2_kernel_set * q2_neon_kernels();
 
 // The 2-bit set of the same ISA as k (the scalar one where that ISA has none).
 const q2_kernel_set & q2_kernels_for(const kernel_set & k);
+
+// Activations of 64-block b for nt tokens, as the SIMD table builders read them: token-minor
+// (col[k * TILE + n], zero past nt), and per token act[n] / act[TILE + n] = the scales of its two
+// Q8_0 halves, act[2 * TILE + n] = the block's activation sum (folds the offset o in).
+template <int TILE>
+inline void gather_q8_0(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * col, float * act) {
+    if (nt < TILE) {
+        std::memset(col, 0, 64 * TILE * sizeof(int16_t));
+    }
+    for (int n = 0; n < nt; ++n) {
+        int32_t sums[2] = {0, 0};
+        for (int h = 0; h < 2; ++h) {
+            const block_q8_0 & a = acts[n][2 * b + h];
+            for (int k = 0; k < 32; ++k) {
+                col[(32 * h + k) * TILE + n] = a.qs[k];
+                sums[h] += a.qs[k];
+            }
+        }
+        const float dy0 = GGML_FP16_TO_FP32(acts[n][2 * b].d), dy1 = GGML_FP16_TO_FP32(acts[n][2 * b + 1].d);
+        act[n] = dy0;
+        act[TILE + n] = dy1;
+        act[2 * TILE + n] = dy0 * (float) sums[0] + dy1 * (float) sums[1];
+    }
+    for (int n = nt; n < TILE; ++n) {
+        act[n] = act[TILE + n] = act[2 * TILE + n] = 0.0f;
+    }
+}
 
 }  // namespace veclut

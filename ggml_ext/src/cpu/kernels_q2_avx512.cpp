@@ -41,26 +41,7 @@ constexpr int LUT_MIN_N = 8;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(64) int16_t col[64 * TILE];  // activations token-minor: col[k * TILE + n]
-    if (nt < TILE) {
-        std::memset(col, 0, sizeof(col));
-    }
-    for (int n = 0; n < nt; ++n) {
-        int32_t sums[2] = {0, 0};
-        for (int h = 0; h < 2; ++h) {
-            const block_q8_0 & a = acts[n][2 * b + h];
-            for (int k = 0; k < 32; ++k) {
-                col[(32 * h + k) * TILE + n] = a.qs[k];
-                sums[h] += a.qs[k];
-            }
-        }
-        const float dy0 = GGML_FP16_TO_FP32(acts[n][2 * b].d), dy1 = GGML_FP16_TO_FP32(acts[n][2 * b + 1].d);
-        act[n] = dy0;
-        act[TILE + n] = dy1;
-        act[2 * TILE + n] = dy0 * (float) sums[0] + dy1 * (float) sums[1];
-    }
-    for (int n = nt; n < TILE; ++n) {
-        act[n] = act[TILE + n] = act[2 * TILE + n] = 0.0f;
-    }
+    gather_q8_0<TILE>(acts, b, nt, col, act);
     for (int g = 0; g < 16; ++g) {  // weights 32h + i + 8j of the packed order
         const int16_t * x = col + (32 * (g / 8) + g % 8) * TILE;
         int16_t * t = tables + g * GROUP;
