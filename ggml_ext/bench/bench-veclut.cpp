@@ -3,9 +3,9 @@
 // For every shape (M x K) x token count N x thread count, and every type, it times y = W x on
 // ggml's CPU backend. The weights are rotated through enough copies (each a separate tensor) that
 // their total exceeds --min-bytes (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT
-// streams its weights from DRAM as in a real model; one graph holds one MUL_MAT per copy, and the
-// time of one MUL_MAT is the graph's time divided by the copies. Repeated --reps times: median,
-// min and max. Every configuration measures all types back to back. Types:
+// streams its weights from DRAM as in a real model; a repetition runs a window of consecutive
+// copies (all of them for a fast MUL_MAT, one when one MUL_MAT lasts --min-seconds) and the time of
+// one MUL_MAT is the window's time divided by its copies. Repeated --reps times: median, min, max. Every configuration measures all types back to back. Types:
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
 //   Q2_V, Q2_0+       the 2-bit type and upstream Q2_0 in veclut's buffer
@@ -63,7 +63,7 @@ struct options {
     std::vector<std::string> types = {"I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"};
     int reps = 7;
     double min_bytes = 96.0 * 1024 * 1024;
-    double min_seconds = 0.02;  // each repetition runs the graph until at least this long
+    double min_seconds = 0.1;  // each repetition lasts at least this long
     unsigned seed = 42;
 };
 
@@ -159,40 +159,58 @@ struct timing {
     double median, min, max;  // seconds per MUL_MAT
 };
 
-// One graph with a MUL_MAT per weight copy, all on the same activations.
+// One MUL_MAT node per weight copy, all on the same activations; graphs over consecutive windows
+// of `use` copies, run in turn, so a window's weights were last read a whole rotation (> L3) ago
+// and come from DRAM. `use` is as many copies as one run needs to last min_seconds: every copy
+// for a fast MUL_MAT (decode), a single one when one MUL_MAT alone takes that long, which keeps
+// a large-N configuration from running every copy per repetition.
 timing measure(ggml_backend_t cpu, const weight_set & ws, int64_t K, int64_t N, const options & o, std::mt19937 & rng) {
     const int n = (int) ws.copies.size();
-    ggml_init_params ip = {ggml_tensor_overhead() * (2 * n + 2) + ggml_graph_overhead_custom(2 * n + 2, false), nullptr, true};
+    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1) + (n + 1) * ggml_graph_overhead_custom(n + 1, false), nullptr, true};
     ggml_context * ctx = ggml_init(ip);
     ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
-    ggml_cgraph * gf = ggml_new_graph_custom(ctx, 2 * n + 2, false);
+    std::vector<ggml_tensor *> products;
     for (ggml_tensor * w : ws.copies) {
-        ggml_build_forward_expand(gf, ggml_mul_mat(ctx, w, x));
+        products.push_back(ggml_mul_mat(ctx, w, x));
     }
     ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
+    ggml_backend_buffer_clear(buf, 0);  // every output page faulted in now, not inside a timed run
     std::vector<float> xv(K * N);
     std::normal_distribution<float> normal(0.0f, 1.0f);
     for (float & v : xv) v = normal(rng);
     ggml_backend_tensor_set(x, xv.data(), 0, xv.size() * sizeof(float));
 
-    auto run = [&]() {
+    auto window = [&](int first, int use) {
+        ggml_cgraph * gf = ggml_new_graph_custom(ctx, use + 1, false);
+        for (int i = 0; i < use; ++i) {
+            ggml_build_forward_expand(gf, products[(first + i) % n]);
+        }
+        return gf;
+    };
+    auto run = [&](ggml_cgraph * gf) {
         if (ggml_backend_graph_compute(cpu, gf) != GGML_STATUS_SUCCESS) {
             fprintf(stderr, "bench-veclut: graph compute failed\n");
             exit(1);
         }
     };
     using clock = std::chrono::steady_clock;
-    run();  // warm-up: work buffer, thread pool, page faults
-    // graph runs per repetition, so that one repetition lasts at least min_seconds
+    run(window(0, 1));  // warm-up: work buffer, thread pool, page faults
     const auto t0 = clock::now();
-    run();
+    run(window(1, 1));
     const double once = std::chrono::duration<double>(clock::now() - t0).count();
-    const int iters = std::max(1, (int) std::ceil(o.min_seconds / std::max(once, 1e-9)));
+    const int use = std::clamp((int) std::ceil(o.min_seconds / std::max(once, 1e-9)), 1, n);
+    const int iters = std::max(1, (int) std::ceil(o.min_seconds / std::max(once * use, 1e-9)));
+    const int windows = (n + use - 1) / use;
+    std::vector<ggml_cgraph *> graphs;
+    for (int i = 0; i < std::min(windows, o.reps); ++i) {
+        graphs.push_back(window(2 + i * use, use));
+    }
     std::vector<double> per_op;
     for (int r = 0; r < o.reps; ++r) {
+        ggml_cgraph * gf = graphs[r % graphs.size()];
         const auto s = clock::now();
-        for (int i = 0; i < iters; ++i) run();
-        per_op.push_back(std::chrono::duration<double>(clock::now() - s).count() / iters / n);
+        for (int i = 0; i < iters; ++i) run(gf);
+        per_op.push_back(std::chrono::duration<double>(clock::now() - s).count() / iters / use);
     }
     std::sort(per_op.begin(), per_op.end());
     ggml_backend_buffer_free(buf);
