@@ -19,6 +19,9 @@ def test_shipped_suites_have_real_model_shapes():
     assert (large["hidden"], large["ffn"], large["layers"], large["vocab"]) == (1536, 4096, 24, 32000)
     d = bench.defaults()
     assert d["gemm"]["tokens"] == [1, 8, 32, 128, 256, 512]
+    # a default GEMM run measures the real-model suites, not the harness's smoke suite
+    assert set(d["gemm"]["suites"]) == {"bitnet-large", "bitnet-2b-4t", "llama3-8b-1.58", "falcon3-1b-1.58"}
+    assert set(bench.pick_suites(None, d["gemm"]["suites"])) == set(d["gemm"]["suites"])
     assert d["baselines"]["I2_V"] == "TQ2_0"
 
 

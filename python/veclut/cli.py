@@ -80,7 +80,7 @@ def cmd_bench(args) -> int:
         types = args.type or g["types"]
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0",
                                   "Q2_V", "Q2_0+", "Q2_K"])
-        chosen = bench.limit_shapes(bench.pick_suites(args.suite, list(bench.suites())), args.shape)
+        chosen = bench.limit_shapes(bench.pick_suites(args.suite, g["suites"]), args.shape)
         report["gemm"] = bench.run_gemm(args.profile, chosen, types, args.tokens or g["tokens"],
                                         args.threads or g["threads"], args.reps or g["reps"])
     if args.what in ("e2e", "all"):
@@ -171,7 +171,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="GEMM and end-to-end speed vs upstream types; JSON, Markdown, PNG")
     p.add_argument("what", choices=["gemm", "e2e", "all"], help="which benchmark")
-    p.add_argument("--suite", action="append", help="a suite of configs/bench (repeatable; default: all for gemm)")
+    p.add_argument("--suite", action="append", help="a suite of configs/bench (repeatable; default: the real-model suites of configs/bench/_defaults.yaml)")
     p.add_argument("--type", action="append", help="limit to this type (repeatable)")
     p.add_argument("--shape", action="append", help="limit GEMM to this MxK shape of the suites (repeatable)")
     p.add_argument("--tokens", type=lambda s: [int(x) for x in s.split(",")], help="GEMM token counts, e.g. 1,32,256")

@@ -5,9 +5,9 @@
 // Tables are built from the activations transposed to token-minor order, one add per entry.
 // Per lookup the inner loop does: one shift+mask of a 64-bit word holding 8 codes (the entry's
 // byte offset) and one vpaddw with a 64-byte memory operand, in four independent chains.
-// Where the time goes (Zen 4, measured): a block's tables (64 x 81 x 64 B = 331 KiB for I2_V,
-// 767 KiB for I1_V) live in L2, so nearly every lookup is an L1 miss; the loop runs at ~1.9
-// cycles per lookup against ~1.4 with L1-resident tables (one 512-bit load per cycle on Zen 4).
+// Where the time goes (Zen 4 at 3.65 GHz, measured; docs/speed-bounds.md): a block's tables
+// (64 x 81 x 64 B = 331 KiB for I2_V, 767 KiB for I1_V) live in L2, so nearly every lookup is an
+// L1 miss; I2_V at ~325 GOPS per core is ~2.9 cycles per lookup, all costs included.
 //
 // Overflow bound: as in kernels_scalar.cpp, every entry and every partial sum inside one 256-block
 // is bounded by sum |q| <= 256 * 127 = 32512 < 32767 (Q8_K values are in [-127, 127], weights in
