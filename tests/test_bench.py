@@ -2,6 +2,7 @@
 end-to-end run of the whole harness (speed itself is never asserted)."""
 
 import json
+import subprocess
 
 import pytest
 
@@ -100,6 +101,21 @@ def test_tiny_run_of_the_whole_harness(native_build, tmp_path, monkeypatch):
     # the synthetic models are cached: a second run generates nothing new
     models = sorted(p.name for p in (tmp_path / "cache/models").rglob("*.gguf"))
     assert "base-f16.gguf" in models
+
+
+@pytest.mark.build
+@pytest.mark.parametrize("min_mib,reps,seconds", [(0, 7, 1e-6), (4, 3, 0.01)])
+def test_bench_program_rotates_few_copies_over_many_repetitions(native_build, min_mib, reps, seconds):
+    # --min-mib 0 leaves two weight copies for seven repetitions of one copy each (1e-6 s):
+    # the windows are reused in turn
+    program = native_build.bin_dir / "bench-veclut"
+    result = subprocess.run([str(program), "--shapes", "256x512", "--tokens", "1,40", "--threads", "1", "--types",
+                             "I2_V,TQ2_0", "--reps", str(reps), "--min-mib", str(min_mib), "--min-seconds", str(seconds)],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith('{"type"')]
+    assert len(rows) == 4 and all(r["ms_min"] <= r["ms_median"] <= r["ms_max"] and r["gops"] > 0 for r in rows)
+    assert all(r["copies"] >= 2 for r in rows)
 
 
 def test_missing_build_is_one_sentence(tmp_path):

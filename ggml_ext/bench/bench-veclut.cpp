@@ -166,7 +166,8 @@ struct timing {
 // a large-N configuration from running every copy per repetition.
 timing measure(ggml_backend_t cpu, const weight_set & ws, int64_t K, int64_t N, const options & o, std::mt19937 & rng) {
     const int n = (int) ws.copies.size();
-    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1) + (n + 1) * ggml_graph_overhead_custom(n + 1, false), nullptr, true};
+    // graphs: the warm-up and timing windows of one copy, then at most one per window (<= n)
+    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1) + (n + 2) * ggml_graph_overhead_custom(n + 1, false), nullptr, true};
     ggml_context * ctx = ggml_init(ip);
     ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
     std::vector<ggml_tensor *> products;
