@@ -2,10 +2,11 @@
 //
 // For every shape (M x K) x token count N x thread count, and every type, it times y = W x on
 // ggml's CPU backend. The weights are rotated through enough copies (each a separate tensor) that
-// their total exceeds --min-bytes (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT
+// their total exceeds --min-mib (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT
 // streams its weights from DRAM as in a real model; a repetition runs a window of consecutive
-// copies (all of them for a fast MUL_MAT, one when one MUL_MAT lasts --min-seconds) and the time of
-// one MUL_MAT is the window's time divided by its copies. Repeated --reps times: median, min, max. Every configuration measures all types back to back. Types:
+// copies (all of them for a fast MUL_MAT, one when one MUL_MAT lasts --min-seconds) and the time
+// of one MUL_MAT is the window's time divided by its copies. Repeated --reps times: median, min,
+// max. Every configuration measures all types back to back. Types:
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
 //   Q2_V, Q2_0+       the 2-bit type and upstream Q2_0 in veclut's buffer
