@@ -27,7 +27,6 @@
 
 #include <immintrin.h>
 
-#include <cstdlib>
 #include <cstring>
 
 namespace veclut {
@@ -118,73 +117,6 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
     }
 }
 
-// --- experiment: two bit-plane tables. One 256-entry table per 8 activations, indexed by the hi
-// bits or the lo bits of 8 codes (pext from the packed bytes), sum = 2 * hi + lo.
-// table m of half h: bit i <4 -> weight 32h + 2m + 8i, bit 4 + i -> weight 32h + 2m + 1 + 8i
-void build_tables_bp(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
-    alignas(64) int16_t col[64 * TILE];
-    gather_q8_0<TILE>(acts, b, nt, col, act);
-    for (int tb = 0; tb < 8; ++tb) {
-        const int h = tb / 4, m = tb % 4;
-        int16_t * t = tables + tb * GROUP;
-        _mm512_store_si512(t, _mm512_setzero_si512());
-        for (int bit = 0, span = 1; bit < 8; ++bit, span *= 2) {
-            const int wgt = 32 * h + 2 * m + (bit / 4) + 8 * (bit % 4);
-            const __m512i a = _mm512_load_si512(col + wgt * TILE);
-            for (int c = 0; c < span; ++c) {
-                _mm512_store_si512(t + (c + span) * TILE, _mm512_add_epi16(_mm512_load_si512(t + c * TILE), a));
-            }
-        }
-    }
-}
-
-template <int M>
-inline __m512i entry_bp(const int16_t * t, uint32_t x) {
-    const uint64_t off = ((uint64_t) x >> (8 * M) << 6) & 0x3FC0u;
-    return _mm512_load_si512((const char *) (t + M * GROUP) + off);
-}
-
-inline __m512i half_sum_bp(const int16_t * t, uint64_t q) {
-    const uint32_t hi = (uint32_t) _pext_u64(q, 0xAAAAAAAAAAAAAAAAull);
-    const uint32_t lo = (uint32_t) _pext_u64(q, 0x5555555555555555ull);
-    __m512i h0 = entry_bp<0>(t, hi), h1 = entry_bp<1>(t, hi);
-    __m512i l0 = entry_bp<0>(t, lo), l1 = entry_bp<1>(t, lo);
-    h0 = _mm512_add_epi16(h0, entry_bp<2>(t, hi));
-    h1 = _mm512_add_epi16(h1, entry_bp<3>(t, hi));
-    l0 = _mm512_add_epi16(l0, entry_bp<2>(t, lo));
-    l1 = _mm512_add_epi16(l1, entry_bp<3>(t, lo));
-    keep_apart(h0, h1, l0, l1);
-    const __m512i hs = _mm512_add_epi16(h0, h1);
-    return _mm512_add_epi16(_mm512_add_epi16(hs, hs), _mm512_add_epi16(l0, l1));
-}
-
-void lut_accumulate_bp(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
-                       const int16_t * tables, const float * act, int, float * acc) {
-    for (int64_t r = 0; r < nrows; ++r) {
-        const uint8_t * codes = w.row_codes(row0 + r) + b0 * 16;
-        const float * s = w.row_scales(row0 + r) + 2 * b0;
-        float * out = acc + r * TILE;
-        x86::prefetch_step_codes(w, row0 + r, b0, kb, 16);
-        __m512 f0 = _mm512_loadu_ps(out), f1 = _mm512_loadu_ps(out + 16);
-        for (int64_t b = 0; b < kb; ++b, codes += 16, s += 2) {
-            const int16_t * t = tables + b * 16 * GROUP;  // the orchestrator strides by 16 tables
-            uint64_t q[2];
-            std::memcpy(q, codes, 16);
-            const __m512i h0 = half_sum_bp(t, q[0]), h1 = half_sum_bp(t + 4 * GROUP, q[1]);
-            const float * A = act + b * Q2_ACT_FLOATS * TILE;
-            const __m512 d = _mm512_set1_ps(s[0]), m = _mm512_set1_ps(s[1]);
-            f0 = _mm512_fmadd_ps(m, _mm512_loadu_ps(A + 2 * TILE), f0);
-            f1 = _mm512_fmadd_ps(m, _mm512_loadu_ps(A + 2 * TILE + 16), f1);
-            f0 = _mm512_fmadd_ps(lo_ps(h0), _mm512_mul_ps(d, _mm512_loadu_ps(A)), f0);
-            f1 = _mm512_fmadd_ps(hi_ps(h0), _mm512_mul_ps(d, _mm512_loadu_ps(A + 16)), f1);
-            f0 = _mm512_fmadd_ps(lo_ps(h1), _mm512_mul_ps(d, _mm512_loadu_ps(A + TILE)), f0);
-            f1 = _mm512_fmadd_ps(hi_ps(h1), _mm512_mul_ps(d, _mm512_loadu_ps(A + TILE + 16)), f1);
-        }
-        _mm512_storeu_ps(out, f0);
-        _mm512_storeu_ps(out + 16, f1);
-    }
-}
-
 // the 64 codes of a block, one per byte, in natural weight order
 inline __m512i expand(const uint8_t * codes) {
     const __m512i v = _mm512_permutexvar_epi64(_mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0),
@@ -240,9 +172,7 @@ void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0
 
 const q2_kernel_set * q2_avx512_kernels() {
     static const q2_kernel_set set = {"avx512", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate};
-    static const q2_kernel_set bp = {"avx512", TILE, LUT_MIN_N, dot, build_tables_bp, lut_accumulate_bp};
-    const char * e = std::getenv("VECLUT_Q2_TABLES");
-    return e && std::strcmp(e, "bitplane") == 0 ? &bp : &set;
+    return &set;
 }
 
 }  // namespace veclut
