@@ -7,7 +7,9 @@
 
 #include "ggml-impl.h"  // GGML_FP16_TO_FP32
 
+#include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace veclut {
 
@@ -69,6 +71,51 @@ inline void gather_q8_0(const block_q8_0 * const * acts, int64_t b, int nt, int1
     for (int n = nt; n < TILE; ++n) {
         act[n] = act[TILE + n] = act[2 * TILE + n] = 0.0f;
     }
+}
+
+// Activations of the SIMD dot paths, prepared once per call so the row loop reads each as it
+// multiplies it: per token and 64-block, its 64 Q8_0 values (both halves) then 16 floats (the
+// half's scale dy0 eight times, dy1 eight times); after the blocks, per block the pair (0, S)
+// with S = dy0 * s0 + dy1 * s1, aligned with the row's (d, d * o) scales so the offset term of a
+// row is one dot product of two float arrays.
+constexpr int Q2_PREP_BLOCK = 64 + 16 * sizeof(float);
+
+// bytes per token, a multiple of 64 so every token's blocks stay 64-byte aligned
+inline size_t q2_prep_bytes(int64_t blocks) { return (blocks * (Q2_PREP_BLOCK + 2 * sizeof(float)) + 63) / 64 * 64; }
+
+inline void q2_prepare(const block_q8_0 * a, int64_t blocks, uint8_t * out) {
+    float * pairs = (float *) (out + blocks * Q2_PREP_BLOCK);
+    for (int64_t b = 0; b < blocks; ++b, a += 2, out += Q2_PREP_BLOCK) {
+        float dy[2];
+        int32_t sums[2] = {0, 0};
+        for (int h = 0; h < 2; ++h) {
+            std::memcpy(out + 32 * h, a[h].qs, 32);
+            for (int k = 0; k < 32; ++k) {
+                sums[h] += a[h].qs[k];
+            }
+            dy[h] = GGML_FP16_TO_FP32(a[h].d);
+            float * scales = (float *) (out + 64) + 8 * h;
+            for (int k = 0; k < 8; ++k) {
+                scales[k] = dy[h];
+            }
+        }
+        pairs[2 * b] = 0.0f;
+        pairs[2 * b + 1] = dy[0] * (float) sums[0] + dy[1] * (float) sums[1];
+    }
+}
+
+// This thread's buffer for nt tokens' prepared activations (64-byte aligned, reused across calls).
+inline uint8_t * q2_prepare_all(const block_q8_0 * const * acts, int nt, int64_t blocks) {
+    static thread_local std::vector<uint8_t> buffer;
+    const size_t stride = q2_prep_bytes(blocks);
+    if (buffer.size() < nt * stride + 64) {
+        buffer.resize(nt * stride + 64);
+    }
+    uint8_t * base = buffer.data() + (64 - (uintptr_t) buffer.data() % 64) % 64;
+    for (int n = 0; n < nt; ++n) {
+        q2_prepare(acts[n], blocks, base + n * stride);
+    }
+    return base;
 }
 
 }  // namespace veclut

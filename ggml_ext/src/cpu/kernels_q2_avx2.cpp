@@ -3,7 +3,8 @@
 // entries per 64-block (128 KiB). Overflow bound as in kernels_q2_scalar.cpp: a half-block sum is
 // at most 12192 in magnitude. Dot path: a half's 8 code bytes broadcast and shifted by 0, 2, 4, 6
 // per qword give its 32 codes in natural order, multiplied with the Q8_0 bytes by vpmaddubsw
-// (pairs at most 2 * 3 * 127 = 762, no saturation) and vpmaddwd.
+// (pairs at most 2 * 3 * 127 = 762, no saturation) and vpmaddwd, against activations prepared
+// once per call (q2_prepare_all in kernels_q2.h).
 
 #include "kernels_q2.h"
 
@@ -15,6 +16,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace veclut {
@@ -23,9 +25,10 @@ namespace {
 
 constexpr int TILE = 16;
 constexpr int GROUP = 256 * TILE;
-// Switch-over from the dot path to the vector LUT, measured as the AVX-512 set's (AVX2 set on
-// Zen 4, loaded machine): dot ~40 GOPS at N = 4..8, LUT 13 / 30 / 51 at N = 4 / 8 / 12.
-constexpr int LUT_MIN_N = 10;
+// Switch-over from the dot path to the vector LUT, measured with bench-veclut (AVX2 set on Zen 4,
+// 4096x4096, 1 thread, GOPS): dot 84-92 at N = 4-64; LUT 47 / 63 / 74 / 69 / 100 at N = 12 / 16 /
+// 32 / 48 / 64 (127 at 256).
+constexpr int LUT_MIN_N = 64;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(32) int16_t col[64 * TILE];
@@ -123,33 +126,60 @@ inline float hsum(__m256 v) {
 
 constexpr int DOT_TOKENS = 4;
 
+// one row, TN tokens whose prepared activations (q2_prepare_all) start at prep, stride apart
+template <int TN>
+inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, const uint8_t * prep, size_t stride,
+                    float * out) {
+    __m256 acc[TN];
+    for (int i = 0; i < TN; ++i) {
+        acc[i] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+        const __m256i v0 = expand_half(codes + 16 * b), v1 = expand_half(codes + 16 * b + 8);
+        const __m256 d = _mm256_set1_ps(s[2 * b]);
+        for (int i = 0; i < TN; ++i) {
+            const uint8_t * x = prep + i * stride + b * Q2_PREP_BLOCK;
+            const float * dy = (const float *) (x + 64);
+            const __m256 q0 = _mm256_cvtepi32_ps(dot4(v0, _mm256_load_si256((const __m256i *) x)));
+            const __m256 q1 = _mm256_cvtepi32_ps(dot4(v1, _mm256_load_si256((const __m256i *) (x + 32))));
+            acc[i] = _mm256_fmadd_ps(q0, _mm256_mul_ps(d, _mm256_load_ps(dy)), acc[i]);
+            acc[i] = _mm256_fmadd_ps(q1, _mm256_mul_ps(d, _mm256_load_ps(dy + 8)), acc[i]);
+        }
+    }
+    for (int i = 0; i < TN; ++i) {  // offset term: (d, d * o) . (0, S) over the blocks
+        const float * pairs = (const float *) (prep + i * stride + blocks * Q2_PREP_BLOCK);
+        __m256 off = _mm256_setzero_ps();
+        int64_t k = 0;
+        for (; k + 8 <= 2 * blocks; k += 8) {
+            off = _mm256_fmadd_ps(_mm256_loadu_ps(s + k), _mm256_loadu_ps(pairs + k), off);
+        }
+        float tail = 0.0f;
+        for (; k < 2 * blocks; ++k) {
+            tail += s[k] * pairs[k];
+        }
+        out[i] = hsum(acc[i]) + hsum(off) + tail;
+    }
+}
+
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    const __m256i ones = _mm256_set1_epi8(1);
+    const size_t stride = q2_prep_bytes(w.blocks);
+    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
         const float * s = w.row_scales(row0 + r);
+        float sums[DOT_TOKENS];
         for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
-            const int tn = nt - n0 < DOT_TOKENS ? nt - n0 : DOT_TOKENS;
-            __m256 accv[DOT_TOKENS];
-            for (int i = 0; i < DOT_TOKENS; ++i) {
-                accv[i] = _mm256_setzero_ps();
-            }
-            for (int64_t b = 0; b < w.blocks; ++b) {
-                const __m256i v0 = expand_half(codes + 16 * b), v1 = expand_half(codes + 16 * b + 8);
-                const __m256 d = _mm256_set1_ps(s[2 * b]), m = _mm256_set1_ps(s[2 * b + 1]);
-                for (int i = 0; i < tn; ++i) {
-                    const block_q8_0 * a = acts[n0 + i] + 2 * b;
-                    const __m256i x0 = _mm256_loadu_si256((const __m256i *) a[0].qs);
-                    const __m256i x1 = _mm256_loadu_si256((const __m256i *) a[1].qs);
-                    const __m256 h0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(v0, x0)), d, _mm256_mul_ps(_mm256_cvtepi32_ps(dot4(ones, x0)), m));
-                    const __m256 h1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot4(v1, x1)), d, _mm256_mul_ps(_mm256_cvtepi32_ps(dot4(ones, x1)), m));
-                    accv[i] = _mm256_fmadd_ps(h0, _mm256_set1_ps(GGML_FP16_TO_FP32(a[0].d)), accv[i]);
-                    accv[i] = _mm256_fmadd_ps(h1, _mm256_set1_ps(GGML_FP16_TO_FP32(a[1].d)), accv[i]);
-                }
+            const uint8_t * p = prep + n0 * stride;
+            const int tn = std::min(nt - n0, DOT_TOKENS);
+            switch (tn) {
+                case 1: row_dot<1>(codes, s, w.blocks, p, stride, sums); break;
+                case 2: row_dot<2>(codes, s, w.blocks, p, stride, sums); break;
+                case 3: row_dot<3>(codes, s, w.blocks, p, stride, sums); break;
+                default: row_dot<4>(codes, s, w.blocks, p, stride, sums); break;
             }
             for (int i = 0; i < tn; ++i) {
-                out[r * out_stride + n0 + i] = hsum(accv[i]);
+                out[r * out_stride + n0 + i] = sums[i];
             }
         }
     }

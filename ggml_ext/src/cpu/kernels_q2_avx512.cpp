@@ -12,6 +12,8 @@
 // Dot path: the packed order (packed.h) makes the 64 codes of a block, broadcast per half and
 // shifted by 0, 2, 4, 6 per qword, one byte each in natural weight order, so they multiply the
 // Q8_0 bytes as they are (vpdpbusd, or vpmaddubsw + vpmaddwd without VNNI: 3 * 127 * 2 fits int16).
+// The activations are prepared once per call (q2_prepare_all): per block one load of 64 values,
+// one of 16 half scales, and the offset term is a separate dot product per row.
 
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC 12: _mm512_undefined_* inside the intrinsics headers
@@ -27,6 +29,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace veclut {
@@ -35,9 +38,10 @@ namespace {
 
 constexpr int TILE = 32;
 constexpr int GROUP = 256 * TILE;  // int16 per table
-// Switch-over from the dot path to the vector LUT, measured with bench-veclut (Zen 4 shared with
-// other jobs, 4096x4096, 1 thread, GOPS): dot ~43 at every N; LUT 28 / 53 / 80 at N = 4 / 8 / 12.
-constexpr int LUT_MIN_N = 8;
+// Switch-over from the dot path to the vector LUT, measured with bench-veclut (Zen 4, 4096x4096
+// and 14336x4096, 1 and 2 threads, GOPS per thread): dot ~87-90 at N = 10-16; LUT 59-69 / 69-85 /
+// 83-95 / ~105 at N = 10 / 12 / 14 / 16.
+constexpr int LUT_MIN_N = 16;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(64) int16_t col[64 * TILE];  // activations token-minor: col[k * TILE + n]
@@ -135,34 +139,63 @@ inline __m512i dot4(__m512i u, __m512i s) {
 
 constexpr int DOT_TOKENS = 4;  // tokens per pass over a row's blocks (accumulators in registers)
 
+// sum over the row's blocks of (d, d * o) . (0, S): the offset term of TN tokens
+template <int TN>
+inline void offset_terms(const float * s, const uint8_t * prep, size_t stride, int64_t blocks, float * sums) {
+    const int64_t n = 2 * blocks;
+    for (int i = 0; i < TN; ++i) {
+        const float * pairs = (const float *) (prep + i * stride + blocks * Q2_PREP_BLOCK);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t k = 0; k < n; k += 16) {
+            const __mmask16 m = n - k >= 16 ? 0xFFFF : (__mmask16) ((1u << (n - k)) - 1);
+            acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, s + k), _mm512_maskz_loadu_ps(m, pairs + k), acc);
+        }
+        sums[i] = _mm512_reduce_add_ps(acc);
+    }
+}
+
+// one row, TN tokens whose prepared activations start at prep (stride apart)
+template <int TN>
+inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, const uint8_t * prep, size_t stride,
+                    float * out) {
+    __m512 acc[TN];
+    for (int i = 0; i < TN; ++i) {
+        acc[i] = _mm512_setzero_ps();
+    }
+    for (int64_t b = 0; b < blocks; ++b) {
+        const __m512i v = expand(codes + 16 * b);
+        const __m512 d = _mm512_set1_ps(s[2 * b]);
+        for (int i = 0; i < TN; ++i) {
+            const uint8_t * x = prep + i * stride + b * Q2_PREP_BLOCK;
+            const __m512 q = _mm512_cvtepi32_ps(dot4(v, _mm512_load_si512(x)));
+            acc[i] = _mm512_fmadd_ps(q, _mm512_mul_ps(d, _mm512_load_ps((const float *) (x + 64))), acc[i]);
+        }
+    }
+    float offsets[TN];
+    offset_terms<TN>(s, prep, stride, blocks, offsets);
+    for (int i = 0; i < TN; ++i) {
+        out[i] = _mm512_reduce_add_ps(acc[i]) + offsets[i];
+    }
+}
+
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    const __m512i ones = _mm512_set1_epi8(1);
+    const size_t stride = q2_prep_bytes(w.blocks);
+    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
         const float * s = w.row_scales(row0 + r);
+        float sums[DOT_TOKENS];
         for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
-            const int tn = nt - n0 < DOT_TOKENS ? nt - n0 : DOT_TOKENS;
-            __m512 accv[DOT_TOKENS];
-            for (int i = 0; i < DOT_TOKENS; ++i) {
-                accv[i] = _mm512_setzero_ps();
+            const uint8_t * p = prep + n0 * stride;
+            switch (std::min(nt - n0, DOT_TOKENS)) {
+                case 1: row_dot<1>(codes, s, w.blocks, p, stride, sums); break;
+                case 2: row_dot<2>(codes, s, w.blocks, p, stride, sums); break;
+                case 3: row_dot<3>(codes, s, w.blocks, p, stride, sums); break;
+                default: row_dot<4>(codes, s, w.blocks, p, stride, sums); break;
             }
-            for (int64_t b = 0; b < w.blocks; ++b) {
-                const __m512i v = expand(codes + 16 * b);
-                const __m512 d = _mm512_set1_ps(s[2 * b]), m = _mm512_set1_ps(s[2 * b + 1]);
-                for (int i = 0; i < tn; ++i) {
-                    const block_q8_0 * a = acts[n0 + i] + 2 * b;
-                    const __m512i x = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *) a[0].qs)),
-                                                         _mm256_loadu_si256((const __m256i *) a[1].qs), 1);
-                    const __m512 dy = _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(GGML_FP16_TO_FP32(a[0].d)),
-                                                           _mm512_set1_ps(GGML_FP16_TO_FP32(a[1].d)));
-                    const __m512 qs = _mm512_cvtepi32_ps(dot4(v, x));
-                    const __m512 xs = _mm512_cvtepi32_ps(dot4(ones, x));
-                    accv[i] = _mm512_fmadd_ps(_mm512_fmadd_ps(qs, d, _mm512_mul_ps(xs, m)), dy, accv[i]);
-                }
-            }
-            for (int i = 0; i < tn; ++i) {
-                out[r * out_stride + n0 + i] = _mm512_reduce_add_ps(accv[i]);
+            for (int i = 0; i < std::min(nt - n0, DOT_TOKENS); ++i) {
+                out[r * out_stride + n0 + i] = sums[i];
             }
         }
     }
