@@ -100,3 +100,34 @@ def test_ternarized_converts_loads_and_generates(native_build, smollm2, tmp_path
         assert np.isfinite(logits).all() and logits.std() > 0
     finally:
         llm.close()
+
+
+def _tool(native_build, name: str, *args: str) -> str:
+    result = subprocess.run([str(native_build.bin_dir / name), *args], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{name} failed: {result.stderr[-2000:]}"
+    return result.stdout + result.stderr
+
+
+def _perplexity(native_build, model: Path, text: Path) -> float:
+    log = _tool(native_build, "llama-perplexity", "-m", str(model), "-f", str(text), "-c", "128", "--chunks", "8", "-t", "2")
+    return float(log.split("Final estimate: PPL = ")[1].split()[0])
+
+
+def test_q2_v_from_float_is_better_with_an_importance_matrix(native_build, smollm2, tmp_path):
+    """The path docs/q2_v.md measures, at a small size: llama-imatrix on one half of the held-out
+    text, Q2_V with and without the matrix, perplexity on the other half (disjoint text)."""
+    text = (Path(__file__).parent.parent / "fixtures/bitnet-shakespeare/heldout.txt").read_text()
+    calib, evaluation = tmp_path / "calib.txt", tmp_path / "eval.txt"
+    calib.write_text(text[: len(text) // 2])
+    evaluation.write_text(text[len(text) // 2:])
+    f16 = tmp_path / "smollm2-f16.gguf"
+    _tool(native_build, "llama-quantize", "--allow-requantize", str(smollm2), str(f16), "F16")
+    imatrix = tmp_path / "imatrix.gguf"
+    _tool(native_build, "llama-imatrix", "-m", str(f16), "-f", str(calib), "-c", "128", "--chunks", "16", "-t", "2",
+          "-o", str(imatrix))
+    plain, weighted = tmp_path / "q2_v.gguf", tmp_path / "q2_v-imatrix.gguf"
+    _tool(native_build, "llama-quantize", str(f16), str(plain), "Q2_V")
+    log = _tool(native_build, "llama-quantize", "--imatrix", str(imatrix), str(f16), str(weighted), "Q2_V")
+    assert "importance matrix entries" in log
+    ppl_plain, ppl_weighted = _perplexity(native_build, plain, evaluation), _perplexity(native_build, weighted, evaluation)
+    assert ppl_weighted < ppl_plain / 2, (ppl_weighted, ppl_plain)
