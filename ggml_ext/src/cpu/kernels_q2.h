@@ -7,7 +7,9 @@
 
 #include "ggml-impl.h"  // GGML_FP16_TO_FP32
 
+#include <algorithm>
 #include <cstdint>
+#include <type_traits>
 #include <cstring>
 #include <vector>
 
@@ -116,6 +118,35 @@ inline uint8_t * q2_prepare_all(const block_q8_0 * const * acts, int nt, int64_t
         q2_prepare(acts[n], blocks, base + n * stride);
     }
     return base;
+}
+
+// The SIMD dot paths' outer loop: activations prepared once, then per row the tokens in groups
+// of up to 4 (accumulators in registers); row_dot(std::integral_constant<int, TN>, codes, scales,
+// blocks, prep, stride, sums) is the ISA's kernel for one row and TN tokens.
+template <typename RowDot>
+inline void q2_dot_rows(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+                        int nt, float * out, int64_t out_stride, RowDot row_dot) {
+    constexpr int GROUP_TOKENS = 4;
+    const size_t stride = q2_prep_bytes(w.blocks);
+    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * s = w.row_scales(row0 + r);
+        float sums[GROUP_TOKENS];
+        for (int n0 = 0; n0 < nt; n0 += GROUP_TOKENS) {
+            const uint8_t * p = prep + n0 * stride;
+            const int tn = std::min(nt - n0, GROUP_TOKENS);
+            switch (tn) {
+                case 1: row_dot(std::integral_constant<int, 1>(), codes, s, w.blocks, p, stride, sums); break;
+                case 2: row_dot(std::integral_constant<int, 2>(), codes, s, w.blocks, p, stride, sums); break;
+                case 3: row_dot(std::integral_constant<int, 3>(), codes, s, w.blocks, p, stride, sums); break;
+                default: row_dot(std::integral_constant<int, 4>(), codes, s, w.blocks, p, stride, sums); break;
+            }
+            for (int i = 0; i < tn; ++i) {
+                out[r * out_stride + n0 + i] = sums[i];
+            }
+        }
+    }
 }
 
 }  // namespace veclut

@@ -16,7 +16,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 
 namespace veclut {
@@ -124,8 +123,6 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
 }
 
-constexpr int DOT_TOKENS = 4;
-
 // one row, TN tokens whose prepared activations (q2_prepare_all) start at prep, stride apart
 template <int TN>
 inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, const uint8_t * prep, size_t stride,
@@ -163,26 +160,7 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
 
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    const size_t stride = q2_prep_bytes(w.blocks);
-    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
-    for (int64_t r = 0; r < nrows; ++r) {
-        const uint8_t * codes = w.row_codes(row0 + r);
-        const float * s = w.row_scales(row0 + r);
-        float sums[DOT_TOKENS];
-        for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
-            const uint8_t * p = prep + n0 * stride;
-            const int tn = std::min(nt - n0, DOT_TOKENS);
-            switch (tn) {
-                case 1: row_dot<1>(codes, s, w.blocks, p, stride, sums); break;
-                case 2: row_dot<2>(codes, s, w.blocks, p, stride, sums); break;
-                case 3: row_dot<3>(codes, s, w.blocks, p, stride, sums); break;
-                default: row_dot<4>(codes, s, w.blocks, p, stride, sums); break;
-            }
-            for (int i = 0; i < tn; ++i) {
-                out[r * out_stride + n0 + i] = sums[i];
-            }
-        }
-    }
+    q2_dot_rows(w, row0, nrows, acts, nt, out, out_stride, [](auto tn, auto... args) { row_dot<decltype(tn)::value>(args...); });
 }
 
 }  // namespace

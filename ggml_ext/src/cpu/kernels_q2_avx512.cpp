@@ -29,7 +29,6 @@
 
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cstring>
 
 namespace veclut {
@@ -137,8 +136,6 @@ inline __m512i dot4(__m512i u, __m512i s) {
 #endif
 }
 
-constexpr int DOT_TOKENS = 4;  // tokens per pass over a row's blocks (accumulators in registers)
-
 // sum over the row's blocks of (d, d * o) . (0, S): the offset term of TN tokens
 template <int TN>
 inline void offset_terms(const float * s, const uint8_t * prep, size_t stride, int64_t blocks, float * sums) {
@@ -180,25 +177,7 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
 
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    const size_t stride = q2_prep_bytes(w.blocks);
-    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
-    for (int64_t r = 0; r < nrows; ++r) {
-        const uint8_t * codes = w.row_codes(row0 + r);
-        const float * s = w.row_scales(row0 + r);
-        float sums[DOT_TOKENS];
-        for (int n0 = 0; n0 < nt; n0 += DOT_TOKENS) {
-            const uint8_t * p = prep + n0 * stride;
-            switch (std::min(nt - n0, DOT_TOKENS)) {
-                case 1: row_dot<1>(codes, s, w.blocks, p, stride, sums); break;
-                case 2: row_dot<2>(codes, s, w.blocks, p, stride, sums); break;
-                case 3: row_dot<3>(codes, s, w.blocks, p, stride, sums); break;
-                default: row_dot<4>(codes, s, w.blocks, p, stride, sums); break;
-            }
-            for (int i = 0; i < std::min(nt - n0, DOT_TOKENS); ++i) {
-                out[r * out_stride + n0 + i] = sums[i];
-            }
-        }
-    }
+    q2_dot_rows(w, row0, nrows, acts, nt, out, out_stride, [](auto tn, auto... args) { row_dot<decltype(tn)::value>(args...); });
 }
 
 }  // namespace
