@@ -33,6 +33,23 @@ def run_veclut(*args, env=None, cwd=None, timeout=3600):
                           env={**os.environ, **(env or {})}, cwd=cwd, timeout=timeout)
 
 
+# Set by .ci/run: a profile whose tools are missing fails instead of being skipped, so CI keeps
+# covering every profile; a developer's machine may lack the cross tools and still pass.
+REQUIRE_TOOLS = os.environ.get("VECLUT_TESTS_REQUIRE_TOOLS") == "1"
+
+
+def missing_tools_reason(profile) -> str | None:
+    """Why a profile cannot be built here (a cross compiler or emulator not installed), or None."""
+    import shutil
+
+    missing = [(program, package) for program, package in profile.required_tools if shutil.which(program) is None]
+    if not missing:
+        return None
+    packages = " ".join(sorted({package for _, package in missing}))
+    return (f"profile {profile.name} needs {', '.join(p for p, _ in missing)}, not installed here; "
+            f"install with `apt-get update && apt-get install -y {packages}`")
+
+
 class _Builds:
     """Builds requested by tests, each once per session."""
 
@@ -40,11 +57,26 @@ class _Builds:
         self.results = {}
 
     def get(self, profile: str):
+        """The built profile; skips the test (fails under VECLUT_TESTS_REQUIRE_TOOLS=1) when the
+        profile's cross tools are not installed."""
         if profile not in self.results:
             from veclut.build import build
+            from veclut.config import load_profile
 
+            if reason := missing_tools_reason(load_profile(profile)):
+                pytest.fail(reason) if REQUIRE_TOOLS else pytest.skip(reason)
             self.results[profile] = build(profile, bind=(profile == "native"))
         return self.results[profile]
+
+    def runnable(self, profile: str):
+        """The built profile, if this machine's CPU can run its programs; skips the test otherwise
+        (an AVX-512 profile on a CPU without AVX-512: nothing here can stand in for it)."""
+        from veclut import cpuinfo
+
+        result = self.get(profile)
+        if reason := cpuinfo.cannot_run_reason(result.profile):
+            pytest.skip(reason)
+        return result
 
 
 @pytest.fixture(scope="session")

@@ -32,7 +32,7 @@ def test_llama_quantize_runs(native_build):
 
 def test_veclut_buffer_type_is_registered(builds, profile_name):
     """ggml itself (through the CPU device's extra buffer types) reports veclut's buffer type."""
-    result = builds.get(profile_name)
+    result = builds.runnable(profile_name)
     info = _run(result, "veclut-info")
     assert info.returncode == 0, info.stdout + info.stderr
     assert "extra_buffer_type: CPU_VECLUT" in info.stdout
@@ -40,7 +40,7 @@ def test_veclut_buffer_type_is_registered(builds, profile_name):
 
 
 def test_profiles_compile_for_what_they_claim(builds, profile_name):
-    info = _run(builds.get(profile_name), "veclut-info").stdout
+    info = _run(builds.runnable(profile_name), "veclut-info").stdout
     expected = {
         "scalar": {"avx2": "0", "avx512": "0", "neon": "0"},
         "avx2": {"avx2": "1", "avx512": "0"},

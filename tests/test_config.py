@@ -80,3 +80,18 @@ def test_profile_with_undefined_target_set(tmp_path):
     _write(tmp_path, "p.yaml", {"description": "d", "targets": "nope"})
     with pytest.raises(VeclutError, match="target set 'nope' is not defined"):
         load_profile("p", tmp_path)
+
+
+def test_a_profile_this_cpu_cannot_run_is_named_with_what_it_lacks(monkeypatch):
+    from veclut import cpuinfo
+
+    avx512, arm64 = load_profile("avx512"), load_profile("arm64")
+    assert "AVX-512" in avx512.cpu_features
+    monkeypatch.setattr(cpuinfo, "features", lambda: {name: name == "AVX2" for name in cpuinfo.FEATURES})
+    assert cpuinfo.lacking(avx512) == list(avx512.cpu_features)
+    reason = cpuinfo.cannot_run_reason(avx512)
+    assert reason.startswith("profile avx512 was compiled for AVX-512") and "lacks" in reason
+    assert cpuinfo.cannot_run_reason(load_profile("avx2")) is None
+    assert cpuinfo.lacking(arm64) == []  # runs under its emulator, whatever this CPU is
+    monkeypatch.setattr(cpuinfo, "features", lambda: {name: True for name in cpuinfo.FEATURES})
+    assert cpuinfo.cannot_run_reason(avx512) is None

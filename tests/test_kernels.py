@@ -8,7 +8,7 @@ pytestmark = pytest.mark.build
 
 
 def _check(builds, profile_name, level):
-    result = builds.get(profile_name)
+    result = builds.runnable(profile_name)
     rows = run_matrix(result.profile, result.bin_dir, load_matrix(level))
     summary = summarize(rows)
     failed = [r for r in rows if not r["pass"]]
@@ -22,7 +22,7 @@ def _check(builds, profile_name, level):
 
 
 def test_quick_matrix(builds, profile_name):
-    _check(builds, profile_name, builds.get(profile_name).profile.check_matrix)
+    _check(builds, profile_name, builds.runnable(profile_name).profile.check_matrix)
 
 
 @pytest.mark.slow

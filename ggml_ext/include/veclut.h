@@ -12,10 +12,15 @@ extern "C" {
 // and repacks them at load time. Registered by patches/0002 in ggml-cpu.cpp.
 ggml_backend_buffer_type_t ggml_backend_veclut_buffer_type(void);
 
-// Kernel sets compiled into this build, best first, comma-separated ("avx512,avx2,scalar"),
-// and the one in use (VECLUT_KERNELS=<name> picks another for the process).
+// Kernel sets of this build that this CPU can execute, best first, comma-separated
+// ("avx512,avx2,scalar"), and the one in use (VECLUT_KERNELS=<name> picks another of them for
+// the process); the sets compiled in, and one line saying why the active set was chosen.
 const char * veclut_kernel_sets(void);
 const char * veclut_active_kernel_set(void);
+const char * veclut_kernel_sets_compiled(void);
+const char * veclut_kernel_choice(void);
+// The CPU features veclut checks, as this CPU reports them at run time ("avx2 fma f16c").
+const char * veclut_cpu_features(void);
 
 // Name of the buffer type as ggml reports it (buffer lists, llama.cpp logs).
 #define VECLUT_BUFFER_TYPE_NAME "CPU_VECLUT"

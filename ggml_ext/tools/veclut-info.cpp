@@ -1,5 +1,6 @@
 // veclut-info: what the ggml library in this build offers, as ggml itself reports it:
-// the CPU device's extra buffer types (veclut's must be among them) and the CPU features the ggml-cpu library was compiled for.
+// the CPU device's extra buffer types (veclut's must be among them), the CPU features the ggml-cpu library was compiled for,
+// the features this CPU has, and which of veclut's kernel sets runs and why.
 // Tests and `veclut doctor` read its output, so it is line-oriented: "key: value".
 
 #include "ggml-backend.h"
@@ -28,8 +29,11 @@ int main() {
         }
     }
     printf("veclut_registered: %s\n", found ? "yes" : "no");
+    printf("cpu_features: %s\n", veclut_cpu_features());
+    printf("kernel_sets_compiled: %s\n", veclut_kernel_sets_compiled());
     printf("kernel_sets: %s\n", veclut_kernel_sets());
     printf("active_kernel_set: %s\n", veclut_active_kernel_set());
+    printf("kernel_choice: %s\n", veclut_kernel_choice());
 
     struct { const char * name; int (*has)(void); } features[] = {
         {"avx2", ggml_cpu_has_avx2},           {"avx512", ggml_cpu_has_avx512},

@@ -30,6 +30,8 @@ def _built(name: str):
     bin_dir = profile_build_dir(name) / "bin"
     if not (bin_dir / "test-veclut").exists():
         raise VeclutError(f"profile {name} is not built; run `veclut build --profile {name}` first")
+    if reason := cpuinfo.cannot_run_reason(profile):
+        raise VeclutError(reason)
     return profile, bin_dir
 
 

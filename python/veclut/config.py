@@ -68,6 +68,7 @@ class BuildProfile:
     host_runnable: bool = True
     required_tools: tuple = ()   # (program, debian package) pairs beyond the defaults
     check_matrix: str = "quick"  # level of configs/check/matrix.yaml run on every check
+    cpu_features: tuple = ()     # what its programs need from the CPU that runs them (cpuinfo.FEATURES names)
 
     @property
     def programs(self) -> tuple:
@@ -115,6 +116,7 @@ def load_profile(name: str, directory: Path | None = None) -> BuildProfile:
         host_runnable=bool(data.get("host_runnable", True)),
         required_tools=tools,
         check_matrix=str(data.get("check_matrix", "quick")),
+        cpu_features=tuple(data.get("cpu_features", [])),
     )
 
 
