@@ -39,6 +39,9 @@ struct kernel_set {
     // dot_prep_bytes(kind, blocks) bytes per token, written by dot_prepare from its Q8_K blocks.
     size_t (*dot_prep_bytes)(layout kind, int64_t blocks);
     void (*dot_prepare)(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out);
+
+    // rows per vector-LUT call (tiles::row_chunk) the lookups need to reuse their tables; 0: 16
+    int lut_rows = 0;
 };
 
 const kernel_set & scalar_kernels();

@@ -19,6 +19,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace veclut {
@@ -155,20 +156,39 @@ constexpr int TILE = 16;
 // N = 12, 182 / 211 at N = 16.
 constexpr int LUT_MIN_N = 12;
 
+inline __m256i ld(const int16_t * p) { return _mm256_loadu_si256((const __m256i *) p); }
+inline void st(int16_t * p, __m256i v) { _mm256_storeu_si256((__m256i *) p, v); }
+
+// Activations of block b for nt tokens, transposed and widened: col[k * TILE + n] (zero for
+// n >= nt). 16 x 16 bytes at a time, by unpacking pairs, quads, octets, then halves of tokens.
 void transpose_acts(const block_q8_K * const * acts, int64_t b, int nt, int16_t * col) {
-    if (nt < TILE) {
-        std::memset(col, 0, QK_K * TILE * sizeof(int16_t));
-    }
-    for (int n = 0; n < nt; ++n) {
-        const int8_t * q = acts[n][b].qs;
-        for (int k = 0; k < QK_K; ++k) {
-            col[k * TILE + n] = q[k];
+    for (int k0 = 0; k0 < QK_K; k0 += 16) {
+        __m128i x[16], p[8][2], q[4][4], r[2][8];
+        for (int n = 0; n < TILE; ++n) {
+            x[n] = n < nt ? _mm_loadu_si128((const __m128i *) (acts[n][b].qs + k0)) : _mm_setzero_si128();
+        }
+        for (int i = 0; i < 8; ++i) {  // p[i][h]: tokens 2i, 2i+1 at k = 8h .. 8h+7
+            p[i][0] = _mm_unpacklo_epi8(x[2 * i], x[2 * i + 1]);
+            p[i][1] = _mm_unpackhi_epi8(x[2 * i], x[2 * i + 1]);
+        }
+        for (int i = 0; i < 4; ++i) {  // q[i][c]: tokens 4i .. 4i+3 at k = 4c .. 4c+3
+            for (int h = 0; h < 2; ++h) {
+                q[i][2 * h] = _mm_unpacklo_epi16(p[2 * i][h], p[2 * i + 1][h]);
+                q[i][2 * h + 1] = _mm_unpackhi_epi16(p[2 * i][h], p[2 * i + 1][h]);
+            }
+        }
+        for (int i = 0; i < 2; ++i) {  // r[i][e]: tokens 8i .. 8i+7 at k = 2e, 2e+1
+            for (int c = 0; c < 4; ++c) {
+                r[i][2 * c] = _mm_unpacklo_epi32(q[2 * i][c], q[2 * i + 1][c]);
+                r[i][2 * c + 1] = _mm_unpackhi_epi32(q[2 * i][c], q[2 * i + 1][c]);
+            }
+        }
+        for (int e = 0; e < 8; ++e) {  // all 16 tokens at k = 2e and 2e + 1
+            st(col + (k0 + 2 * e) * TILE, _mm256_cvtepi8_epi16(_mm_unpacklo_epi64(r[0][e], r[1][e])));
+            st(col + (k0 + 2 * e + 1) * TILE, _mm256_cvtepi8_epi16(_mm_unpackhi_epi64(r[0][e], r[1][e])));
         }
     }
 }
-
-inline __m256i ld(const int16_t * p) { return _mm256_loadu_si256((const __m256i *) p); }
-inline void st(int16_t * p, __m256i v) { _mm256_storeu_si256((__m256i *) p, v); }
 
 // One group's table: entry(code) = sum_j (digit_j - 1) * a_j, digit by digit (one add per entry).
 inline void build_group(const int16_t * col, int width, int16_t * t) {
@@ -206,50 +226,72 @@ void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int n
     }
 }
 
-inline __m256i entry(const int16_t * table, uint8_t code) { return ld(table + (size_t) code * TILE); }
+// Lookups, group-major: a block's tables (64 x 81 x 32 B = 166 KiB for I2_V) do not fit in L1,
+// so a row-by-row walk (every row touching every table) misses L1 on nearly every lookup.
+// Instead the rows of a call are walked once per pass of a few groups whose tables fit in L1
+// together (I2_V: 4 x 2.6 KiB; I1_V: 2 x 7.8 KiB), adding into int16 block sums kept per row
+// (ROWS x 32 B, also in L1); each table line is then reused by up to ROWS rows. The sums are
+// widened to float with both scales once per row and block.
+constexpr int64_t ROWS = 128;  // rows per walk: their codes (8 KiB) and sums (4 KiB) stay in L1
 
-template <layout KIND>
-inline __m256i block_sum(const uint8_t * codes, const int16_t * t) {
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    if constexpr (KIND == layout::i2) {
-        for (int g = 0; g < 64; g += 2) {
-            s0 = _mm256_add_epi16(s0, entry(t + g * 81 * TILE, codes[g]));
-            s1 = _mm256_add_epi16(s1, entry(t + (g + 1) * 81 * TILE, codes[g + 1]));
+template <int P, bool FIRST>
+inline void group_pass(const uint8_t * codes, size_t row_stride, int64_t nr, const int16_t * const * t, int16_t * s16) {
+    for (int64_t r = 0; r < nr; ++r, codes += row_stride) {
+        if (FIRST) {  // rows lie a row apart, a stride the hardware prefetcher may not follow
+            _mm_prefetch((const char *) codes + x86::PREFETCH_ROWS * row_stride, _MM_HINT_T0);
         }
-    } else {
-        for (int g = 0; g < 48; g += 2) {
-            s0 = _mm256_add_epi16(s0, entry(t + g * 243 * TILE, codes[g]));
-            s1 = _mm256_add_epi16(s1, entry(t + (g + 1) * 243 * TILE, codes[g + 1]));
+        __m256i s = FIRST ? _mm256_setzero_si256() : ld(s16 + r * TILE);
+        for (int i = 0; i < P; ++i) {
+            s = _mm256_add_epi16(s, ld(t[i] + (size_t) codes[i] * TILE));
         }
-        const int16_t * t4 = t + 48 * 243 * TILE;
-        for (int g = 0; g < 4; g += 2) {
-            s0 = _mm256_add_epi16(s0, entry(t4 + g * 81 * TILE, codes[48 + g]));
-            s1 = _mm256_add_epi16(s1, entry(t4 + (g + 1) * 81 * TILE, codes[48 + g + 1]));
+        st(s16 + r * TILE, s);
+    }
+}
+
+// the int16 sums of block b for nr rows: groups [g0, g0 + n) of `width`-trit tables at t0
+template <int P>
+inline void block_passes(const uint8_t * codes, size_t row_stride, int64_t nr, const int16_t * t0, int entries,
+                         int g0, int n, bool first, int16_t * s16) {
+    for (int g = g0; g < g0 + n; g += P, first = false) {
+        const int16_t * t[P];
+        for (int i = 0; i < P; ++i) t[i] = t0 + (size_t) (g - g0 + i) * entries * TILE;
+        if (first) {
+            group_pass<P, true>(codes + g, row_stride, nr, t, s16);
+        } else {
+            group_pass<P, false>(codes + g, row_stride, nr, t, s16);
         }
     }
-    return _mm256_add_epi16(s0, s1);
 }
 
 template <layout KIND>
 void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                       const int16_t * tables, const float * act_scale, float * acc) {
     constexpr layout_info li = info_of(KIND);
-    for (int64_t r = 0; r < nrows; ++r) {
-        const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
-        const float * scales = w.row_scales(row0 + r) + b0;
-        float * out = acc + r * TILE;
-        x86::prefetch_step_codes(w, row0 + r, b0, kb, li.code_bytes);
-        __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
-        for (int64_t b = 0; b < kb; ++b, codes += li.code_bytes) {
-            const __m256i s = block_sum<KIND>(codes, tables + b * li.table_entries * TILE);
-            const __m256 ws = _mm256_set1_ps(scales[b]);
-            const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
-            const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
-            f0 = _mm256_fmadd_ps(lo, _mm256_mul_ps(ws, _mm256_loadu_ps(act_scale + b * TILE)), f0);
-            f1 = _mm256_fmadd_ps(hi, _mm256_mul_ps(ws, _mm256_loadu_ps(act_scale + b * TILE + 8)), f1);
+    const size_t row_stride = (size_t) w.blocks * li.code_bytes;
+    alignas(32) int16_t s16[ROWS * TILE];
+    for (int64_t r0 = 0; r0 < nrows; r0 += ROWS) {
+        const int64_t nr = std::min(ROWS, nrows - r0);
+        for (int64_t b = 0; b < kb; ++b) {
+            const uint8_t * codes = w.row_codes(row0 + r0) + (b0 + b) * li.code_bytes;
+            const int16_t * t = tables + b * li.table_entries * TILE;
+            if constexpr (KIND == layout::i2) {
+                block_passes<4>(codes, row_stride, nr, t, 81, 0, 64, true, s16);
+            } else {
+                block_passes<2>(codes, row_stride, nr, t, 243, 0, 48, true, s16);
+                block_passes<4>(codes, row_stride, nr, t + 48 * 243 * TILE, 81, 48, 4, false, s16);
+            }
+            const float * as = act_scale + b * TILE;
+            const __m256 a0 = _mm256_loadu_ps(as), a1 = _mm256_loadu_ps(as + 8);
+            for (int64_t r = 0; r < nr; ++r) {
+                float * out = acc + (r0 + r) * TILE;
+                const __m256i s = ld(s16 + r * TILE);
+                const __m256 ws = _mm256_set1_ps(w.row_scales(row0 + r0 + r)[b0 + b]);
+                const __m256 lo = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s)));
+                const __m256 hi = _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1)));
+                _mm256_storeu_ps(out, _mm256_fmadd_ps(lo, _mm256_mul_ps(ws, a0), _mm256_loadu_ps(out)));
+                _mm256_storeu_ps(out + 8, _mm256_fmadd_ps(hi, _mm256_mul_ps(ws, a1), _mm256_loadu_ps(out + 8)));
+            }
         }
-        _mm256_storeu_ps(out, f0);
-        _mm256_storeu_ps(out + 8, f1);
     }
 }
 
@@ -266,7 +308,7 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
 
 const kernel_set * avx2_kernels() {
     static const kernel_set set = {
-        "avx2", TILE, LUT_MIN_N, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
+        "avx2", TILE, LUT_MIN_N, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare, ROWS,
     };
     return &set;
 }

@@ -90,7 +90,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     // chunk boundary restarts them), with at least 4 chunks per thread for the dynamic balance;
     // VECLUT_ROW_CHUNK, when set, fixes both paths' chunks
     p.dot_chunk = p.t.row_chunk_set ? p.t.row_chunk
-                                    : std::clamp<int64_t>(p.rows / (4 * nth), p.t.row_chunk, 256);
+                                    : std::clamp<int64_t>(p.rows / (4 * nth), 16, 256);
     p.acc_rows = std::max(p.t.row_chunk, p.dot_chunk);
     p.racc   = p.acc + nth * align64(p.acc_rows * p.t.tile_n * sizeof(float));
     p.total  = p.racc + (p.lut_steps ? align64(p.rows * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
@@ -303,8 +303,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             run.lut_shared(jobs[i], params);
             continue;
         }
-        const int64_t rc = p.t.row_chunk;
-        const int64_t per = ((rows + nth - 1) / nth + rc - 1) / rc * rc;
+        const int64_t per = ((rows + nth - 1) / nth + 15) / 16 * 16;  // equal shares, whatever the kernels' chunk
         const int64_t r_begin = std::min(rows, ith * per), r_end = std::min(rows, r_begin + per);
         run.lut_private(jobs[i], r_begin, r_end);
     }

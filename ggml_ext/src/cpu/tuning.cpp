@@ -26,10 +26,10 @@ static long l2_bytes() {
 }
 
 tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
-    return choose_tiles(k.tile_n, k.lut_min_n, kind, blocks);
+    return choose_tiles(k.tile_n, k.lut_min_n, kind, blocks, k.lut_rows > 0 ? k.lut_rows : 16);
 }
 
-tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks) {
+tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t lut_rows) {
     tiles t;
     t.tile_n    = tile_n;
     t.lut_min_n = (int) env_long("VECLUT_LUT_MIN_N", lut_min_n);
@@ -37,7 +37,7 @@ tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks) {
     const long per_block = (long) info_of(kind).table_entries * tile_n * (long) sizeof(int16_t);
     const long fit = std::max(1L, l2_bytes() / 2 / per_block);
     t.kb        = std::min<int64_t>(blocks, env_long("VECLUT_TILE_KB", fit));
-    t.row_chunk = env_long("VECLUT_ROW_CHUNK", 16);
+    t.row_chunk = env_long("VECLUT_ROW_CHUNK", lut_rows);
     t.row_chunk_set = env_long("VECLUT_ROW_CHUNK", 0) > 0;
     t.private_tables = env_long("VECLUT_SHARED_TABLES", 0) == 0;
     return t;
