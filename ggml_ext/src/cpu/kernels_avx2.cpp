@@ -229,9 +229,10 @@ void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int n
 // Lookups, group-major: a block's tables (64 x 81 x 32 B = 166 KiB for I2_V) do not fit in L1,
 // so a row-by-row walk (every row touching every table) misses L1 on nearly every lookup.
 // Instead the rows of a call are walked once per pass of a few groups whose tables fit in L1
-// together (I2_V: 4 x 2.6 KiB; I1_V: 2 x 7.8 KiB), adding into int16 block sums kept per row
+// together (I2_V: 8 x 2.6 KiB; I1_V: 3 x 7.8 KiB), adding into int16 block sums kept per row
 // (ROWS x 32 B, also in L1); each table line is then reused by up to ROWS rows. The sums are
-// widened to float with both scales once per row and block.
+// widened to float with both scales once per row and block. Pass widths and ROWS were chosen by
+// measurement (docs/speed-bounds.md).
 constexpr int64_t ROWS = 128;  // rows per walk: their codes (8 KiB) and sums (4 KiB) stay in L1
 
 template <int P, bool FIRST>
@@ -275,9 +276,9 @@ void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int
             const uint8_t * codes = w.row_codes(row0 + r0) + (b0 + b) * li.code_bytes;
             const int16_t * t = tables + b * li.table_entries * TILE;
             if constexpr (KIND == layout::i2) {
-                block_passes<4>(codes, row_stride, nr, t, 81, 0, 64, true, s16);
+                block_passes<8>(codes, row_stride, nr, t, 81, 0, 64, true, s16);
             } else {
-                block_passes<2>(codes, row_stride, nr, t, 243, 0, 48, true, s16);
+                block_passes<3>(codes, row_stride, nr, t, 243, 0, 48, true, s16);
                 block_passes<4>(codes, row_stride, nr, t + 48 * 243 * TILE, 81, 48, 4, false, s16);
             }
             const float * as = act_scale + b * TILE;
