@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from .errors import VeclutError
-from .paths import configs_dir
+from .paths import configs_dir, project_root
 
 
 def load_yaml(path: Path) -> dict:
@@ -29,29 +29,44 @@ def _require(data: dict, path: Path, keys: dict) -> None:
             raise VeclutError(f"config file {path}: '{key}' must be a {kind.__name__}")
 
 
+PIN_KEYS = ("package", "version", "sdist", "sha256", "llama_cpp_commit", "llama_cpp_dir")
+
+
 @dataclass(frozen=True)
 class UpstreamPin:
+    """A llama.cpp tree vendored in a PyPI sdist: ours (configs/upstream.yaml) or a peer's."""
     package: str
     version: str
     sdist: str
     sha256: str
     llama_cpp_commit: str
     llama_cpp_dir: str
+    config: str = "configs/upstream.yaml"  # where the pin is written, named in messages
 
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
 
-def load_upstream(path: Path | None = None) -> UpstreamPin:
-    path = path or configs_dir() / "upstream.yaml"
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except (ValueError, VeclutError):
+        return str(path)
+
+
+def load_pin(path: Path) -> UpstreamPin:
+    """The pin in a config file (the keys of PIN_KEYS); other keys of the file are ignored."""
     data = load_yaml(path)
-    fields = {f: str for f in UpstreamPin.__dataclass_fields__}
-    _require(data, path, fields)
+    _require(data, path, dict.fromkeys(PIN_KEYS, str))
     sha = data["sha256"].lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise VeclutError(f"config file {path}: sha256 must be 64 hex digits")
-    return UpstreamPin(**{**{k: data[k] for k in fields}, "sha256": sha})
+    return UpstreamPin(**{**{k: data[k] for k in PIN_KEYS}, "sha256": sha}, config=_shown(path))
+
+
+def load_upstream(path: Path | None = None) -> UpstreamPin:
+    return load_pin(path or configs_dir() / "upstream.yaml")
 
 
 LIBRARY_TARGETS = ("llama", "ggml", "ggml-base", "ggml-cpu")
