@@ -137,3 +137,48 @@ def _cmake_value(value) -> str:
     if isinstance(value, bool):
         return "ON" if value else "OFF"
     return str(value)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another runtime measured beside veclut (configs/peers/<name>.yaml): its pin, its build and
+    what the benchmark runs on it."""
+    name: str
+    pin: UpstreamPin
+    cmake: dict
+    targets: tuple
+    add_files: dict              # path in the peer's tree -> file under configs/peers/
+    label: str                   # report rows are "<label>:<type>"
+    types: tuple
+    tensor_type_names: dict      # our spelling of a tensor type (q4_k) -> the peer quantizer's (q4_K)
+    llama_bench_args: tuple
+    batched_bench_args: tuple
+    batched_bench_output: str    # "jsonl" (as ours) or "table"
+    compare: dict                # veclut type -> peer types it is compared with
+
+
+def peer_files(directory: Path | None = None) -> dict[str, Path]:
+    directory = directory or configs_dir() / "peers"
+    return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+
+
+def load_peer(name: str, directory: Path | None = None) -> Peer:
+    files = peer_files(directory)
+    if name not in files:
+        raise VeclutError(f"unknown peer runtime '{name}'; known peers: {', '.join(files) or 'none'}")
+    path = files[name]
+    data = load_yaml(path)
+    _require(data, path, {"build": dict, "bench": dict})
+    build, bench = data["build"], data["bench"]
+    _require(build, path, {"cmake": dict, "targets": list})
+    _require(bench, path, {"label": str, "types": list, "compare": dict})
+    output = bench.get("batched_bench_output", "jsonl")
+    if output not in ("jsonl", "table"):
+        raise VeclutError(f"config file {path}: batched_bench_output must be jsonl or table, not {output}")
+    return Peer(name=name, pin=load_pin(path), cmake={k: _cmake_value(v) for k, v in build["cmake"].items()},
+                targets=tuple(build["targets"]), add_files=dict(build.get("add_files") or {}),
+                label=bench["label"], types=tuple(bench["types"]),
+                tensor_type_names=dict(bench.get("tensor_type_names") or {}),
+                llama_bench_args=tuple(map(str, bench.get("llama_bench_args", []))),
+                batched_bench_args=tuple(map(str, bench.get("batched_bench_args", []))),
+                batched_bench_output=output, compare={k: tuple(v) for k, v in bench["compare"].items()})
