@@ -13,6 +13,15 @@ FEATURES = {
 }
 
 
+# report key -> the /proc/cpuinfo field that holds it (x86 name, Arm name)
+IDENTITY = {
+    "vendor": ("vendor_id", "CPU implementer"),
+    "family": ("cpu family", "CPU architecture"),
+    "model": ("model", "CPU part"),
+    "stepping": ("stepping", "CPU revision"),
+}
+
+
 def _cpuinfo() -> str:
     try:
         return Path("/proc/cpuinfo").read_text()
@@ -37,3 +46,19 @@ def model_name() -> str:
 def features() -> dict[str, bool]:
     have = flags()
     return {name: all(f in have for f in needed) for name, needed in FEATURES.items()}
+
+
+def _fields() -> dict[str, str]:
+    """The first processor's `name: value` lines."""
+    out: dict[str, str] = {}
+    for line in _cpuinfo().splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            out.setdefault(name.strip(), value.strip())
+    return out
+
+
+def identity() -> dict[str, str]:
+    """Vendor, family, model and stepping of this CPU ("?" where the kernel does not say)."""
+    fields = _fields()
+    return {key: next((fields[n] for n in names if n in fields), "?") for key, names in IDENTITY.items()}
