@@ -37,7 +37,7 @@ def test_the_pin_names_the_package_and_its_tree(ik):
     assert ik.pin.package == "ik-llama-cpp-python" and ik.pin.version == "0.1.5"
     assert ik.pin.requirement == "ik-llama-cpp-python==0.1.5"
     assert ik.pin.sdist == "ik_llama_cpp_python-0.1.5.tar.gz" and len(ik.pin.sha256) == 64
-    assert ik.pin.llama_cpp_dir == "vendor/ik_llama.cpp"
+    assert ik.pin.llama_cpp_dir == "vendor/ik_llama.cpp" and ik.pin.llama_cpp_commit.startswith("55d3c05b")
     assert ik.pin.config.endswith("configs/peers/ik_llama.yaml")
     assert set(ik.targets) == {"llama-bench", "llama-quantize", "llama-batched-bench"}
     assert ik.cmake["GGML_NATIVE"] == "ON" and ik.cmake["CMAKE_BUILD_TYPE"] == "Release"

@@ -35,7 +35,7 @@ def _peer_lines(report: dict) -> list[str]:
     """Each peer: where it comes from and how it was built and run, or why it is missing."""
     lines = []
     for name, p in (report.get("peers") or {}).items():
-        origin = (f"PyPI {p['package']} {p['version']} (sha256 {p['sha256'][:12]}…, vendored commit {p['commit']})"
+        origin = (f"PyPI {p['package']} {p['version']} (sha256 {p['sha256'][:12]}…, vendored commit {p['commit'][:10]})"
                   if "package" in p else "")
         if p["status"] != "measured":
             lines += [f"- **{name}: missing** — {p['reason']}" + (f" ({origin})" if origin else "")]
