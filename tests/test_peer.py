@@ -162,10 +162,19 @@ def test_a_fake_peer_run_gives_labelled_rows_and_names_the_type_it_lacks(ik, fak
     assert models == ["base-f16.gguf", "ik-iq2_bn-q4_k-q6_k.gguf", "ik-iq2_bn_r4-q4_k-q6_k.gguf"]
 
 
-def test_a_peer_whose_every_type_fails_is_missing(ik, fake_peer_programs):
-    _script(fake_peer_programs / "llama-bench", "echo 'GGML_ASSERT failed' >&2\nexit 134\n")
+def _asserts(program):
+    _script(program, "echo 'GGML_ASSERT failed' >&2\nexit 134\n")
+
+
+def _cannot_start(program):
+    program.chmod(0o644)
+
+
+@pytest.mark.parametrize("breaks, words", [(_asserts, "GGML_ASSERT failed"), (_cannot_start, "Permission denied")])
+def test_a_peer_whose_every_type_fails_is_missing(ik, fake_peer_programs, breaks, words):
+    breaks(fake_peer_programs / "llama-bench")
     rows, info = bench_peer.run(ik, SUITE, ["I2_V", "I1_V"], CFG, 1, build=lambda p: fake_peer_programs)
-    assert rows == [] and info["status"] == "missing" and "GGML_ASSERT failed" in info["reason"]
+    assert rows == [] and info["status"] == "missing" and words in info["reason"]
 
 
 def test_only_the_peer_types_compared_with_the_chosen_types_run(ik):

@@ -49,8 +49,8 @@ def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict,
     info = describe(peer)
     try:
         bin_dir = build(peer)
-    except VeclutError as err:
-        ui.error(f"peer {peer.name} is missing from the report: {err}")
+    except (VeclutError, OSError) as err:
+        ui.info(f"peer {peer.name} will be reported missing: {err}")
         return [], {**info, "status": "missing", "reason": str(err)}
     rows, failed = [], {}
     for name, suite in chosen.items():
@@ -58,8 +58,8 @@ def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict,
         for type_name in peer_types(peer, veclut_types):
             try:
                 rows += _measure_type(peer, bin_dir, base, name, type_name, cfg)
-            except VeclutError as err:
-                ui.error(f"{row_label(peer, type_name)} on {name} is missing from the report: {err}")
+            except (VeclutError, OSError) as err:  # OSError: a program of the peer that cannot be started
+                ui.info(f"{row_label(peer, type_name)} on {name} will be reported missing: {err}")
                 failed[f"{name} {row_label(peer, type_name)}"] = str(err)
     if not rows:
         return [], {**info, "status": "missing", "reason": "; ".join(failed.values()) or "no type was measured",
