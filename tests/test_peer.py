@@ -163,14 +163,17 @@ def test_a_fake_peer_run_gives_labelled_rows_and_names_the_type_it_lacks(ik, fak
 
 
 def _asserts(program):
-    _script(program, "echo 'GGML_ASSERT failed' >&2\nexit 134\n")
+    # a crash: the assertion, then the debugger's backtrace, whose last line says nothing
+    _script(program, "echo 'iqk_quantize.cpp:503: GGML_ASSERT(k >= 8*QK_IQ1BN) failed' >&2\n"
+                     "echo '30\t../sysdeps/unix/sysv/linux/wait4.c: No such file or directory.' >&2\nexit 134\n")
 
 
 def _cannot_start(program):
     program.chmod(0o644)
 
 
-@pytest.mark.parametrize("breaks, words", [(_asserts, "GGML_ASSERT failed"), (_cannot_start, "Permission denied")])
+@pytest.mark.parametrize("breaks, words", [(_asserts, "(iqk_quantize.cpp:503: GGML_ASSERT(k >= 8*QK_IQ1BN) failed)"),
+                                           (_cannot_start, "Permission denied")])
 def test_a_peer_whose_every_type_fails_is_missing(ik, fake_peer_programs, breaks, words):
     breaks(fake_peer_programs / "llama-bench")
     rows, info = bench_peer.run(ik, SUITE, ["I2_V", "I1_V"], CFG, 1, build=lambda p: fake_peer_programs)

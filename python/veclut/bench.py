@@ -115,8 +115,19 @@ def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, 
     return rows
 
 
-def _last_line(result) -> str:
-    return ((result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"])[-1]
+# words marking the line that says why a program failed, most telling first (a crash ends with
+# the debugger's backtrace, whose last line says nothing)
+FAILURE_MARKERS = ("GGML_ASSERT", "error", "failed")
+
+
+def _why(result) -> str:
+    """The line of a failed program's output that says why it failed."""
+    lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
+    for marker in FAILURE_MARKERS:
+        hit = next((line for line in reversed(lines) if marker.lower() in line.lower()), None)
+        if hit:
+            return hit.strip()
+    return lines[-1].strip()
 
 
 def _llama_bench_json(text: str, program: Path) -> list[dict]:
@@ -135,7 +146,7 @@ def llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, c
     with ui.status(f"llama-bench {suite} {label}"):
         result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
     if result.returncode != 0:
-        raise VeclutError(f"llama-bench failed on {model.name} ({_last_line(result)})")
+        raise VeclutError(f"llama-bench failed on {model.name} ({_why(result)})")
     rows = []
     for r in _llama_bench_json(result.stdout, program):
         test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
@@ -179,7 +190,7 @@ def batched_bench(program: Path, model: Path, suite: str, label: str, env: dict,
         with ui.status(f"llama-batched-bench {suite} {label}"):
             result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
         if result.returncode != 0:
-            raise VeclutError(f"llama-batched-bench failed on {model.name} ({_last_line(result)})")
+            raise VeclutError(f"llama-batched-bench failed on {model.name} ({_why(result)})")
         for pl, speed in parse(result.stdout + "\n" + result.stderr):
             samples.setdefault(pl, []).append(speed)
     if not any(samples.values()):

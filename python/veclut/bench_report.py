@@ -38,7 +38,7 @@ def _peer_lines(report: dict) -> list[str]:
         origin = (f"PyPI {p['package']} {p['version']} (sha256 {p['sha256'][:12]}…, vendored commit {p['commit'][:10]})"
                   if "package" in p else "")
         if p["status"] != "measured":
-            lines += [f"- **{name}: missing** — {p['reason']}" + (f" ({origin})" if origin else "")]
+            lines += [f"- **{name}: missing** — {p['reason']}" + (f". Pinned: {origin}." if origin else "")]
             continue
         args = "; ".join(f"{prog} `{' '.join(p[key]) or '(defaults)'}`"
                          for prog, key in (("llama-bench", "llama_bench_args"), ("llama-batched-bench", "batched_bench_args")))
