@@ -143,7 +143,7 @@ def fake_peer_programs(tmp_path, monkeypatch):
     samples = [{"n_prompt": 32, "n_gen": 0, "samples_ts": [100.0, 110.0]},
                {"n_prompt": 0, "n_gen": 8, "samples_ts": [20.0, 22.0]}]
     _script(bin_dir / "llama-bench", f"echo 'build: 0 (ik)'\ncat <<'EOF'\n{json.dumps(samples)}\nEOF\n")
-    _script(bin_dir / "llama-batched-bench", f"cat >&2 <<'EOF'\n{BATCHED_TABLE}\nEOF\n")
+    _script(bin_dir / "llama-batched-bench", f"echo log > llama.log\ncat >&2 <<'EOF'\n{BATCHED_TABLE}\nEOF\n")
     base = tmp_path / "models" / "base-f16.gguf"
     base.parent.mkdir()
     base.write_bytes(b"GGUF")
@@ -151,7 +151,9 @@ def fake_peer_programs(tmp_path, monkeypatch):
     return bin_dir
 
 
-def test_a_fake_peer_run_gives_labelled_rows_and_names_the_type_it_lacks(ik, fake_peer_programs):
+def test_a_fake_peer_run_gives_labelled_rows_and_names_the_type_it_lacks(ik, fake_peer_programs, tmp_path, monkeypatch):
+    (tmp_path / "cwd").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd")
     rows, info = bench_peer.run(ik, SUITE, ["I2_V", "I1_V"], CFG, 1, build=lambda p: fake_peer_programs)
     got = {(r["type"], r["test"]): r["median"] for r in rows}
     assert got[("ik:IQ2_BN_R4", "pp32")] == 105.0 and got[("ik:IQ2_BN", "tg8")] == 21.0
@@ -160,6 +162,8 @@ def test_a_fake_peer_run_gives_labelled_rows_and_names_the_type_it_lacks(ik, fak
     assert info["status"] == "measured" and "invalid ftype IQ1_BN" in info["failed"]["tiny ik:IQ1_BN"]
     models = sorted(p.name for p in fake_peer_programs.parent.glob("models/*.gguf"))
     assert models == ["base-f16.gguf", "ik-iq2_bn-q4_k-q6_k.gguf", "ik-iq2_bn_r4-q4_k-q6_k.gguf"]
+    assert not (tmp_path / "cwd/llama.log").exists(), "the peer's files land beside its build"
+    assert (peer.peer_root(ik) / "run/llama.log").is_file()
 
 
 def _asserts(program):

@@ -140,11 +140,12 @@ def _llama_bench_json(text: str, program: Path) -> list[dict]:
         raise VeclutError(f"{program} printed no JSON array for `-o json`; run it by hand to see its output") from None
 
 
-def llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = ()) -> list[dict]:
+def llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = (),
+                cwd: Path | None = None) -> list[dict]:
     cmd = [str(program), "-m", str(model), "-p", str(cfg["prompt"]), "-n", str(cfg["gen"]), "-t", str(cfg["threads"]),
            "-r", str(cfg["reps"]), "-o", "json", *extra]
     with ui.status(f"llama-bench {suite} {label}"):
-        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd)
     if result.returncode != 0:
         raise VeclutError(f"llama-bench failed on {model.name} ({_why(result)})")
     rows = []
@@ -179,7 +180,7 @@ BATCHED_OUTPUTS = {"jsonl": (("--output-format", "jsonl"), _jsonl_speeds), "tabl
 
 
 def batched_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = (),
-                   output: str = "jsonl") -> list[dict]:
+                  output: str = "jsonl", cwd: Path | None = None) -> list[dict]:
     npl = cfg["parallel"]
     ctx = max(npl) * (cfg["parallel_prompt"] + cfg["parallel_gen"]) + 64
     select, parse = BATCHED_OUTPUTS[output]
@@ -188,7 +189,7 @@ def batched_bench(program: Path, model: Path, suite: str, label: str, env: dict,
     samples: dict[int, list[float]] = {n: [] for n in npl}
     for _ in range(cfg["reps"]):
         with ui.status(f"llama-batched-bench {suite} {label}"):
-            result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+            result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd)
         if result.returncode != 0:
             raise VeclutError(f"llama-batched-bench failed on {model.name} ({_why(result)})")
         for pl, speed in parse(result.stdout + "\n" + result.stderr):

@@ -5,7 +5,7 @@ the reason, beside veclut's rows; it never stops the benchmark."""
 
 from pathlib import Path
 
-from . import ui
+from . import atomic, ui
 from .bench import batched_bench, llama_bench, ratios
 from .config import Peer
 from .errors import VeclutError
@@ -17,6 +17,13 @@ def peer_types(peer: Peer, veclut_types: list[str]) -> list[str]:
     """The peer's types compared with the chosen veclut types (all of them if none is compared)."""
     wanted = {p for t in veclut_types for p in peer.compare.get(t, ())}
     return [t for t in peer.types if t in wanted] or list(peer.types)
+
+
+def run_dir(peer: Peer) -> Path:
+    """Where the peer's programs run, so files they write (logs) land beside its build, not in ours."""
+    path = peer_root(peer) / "run"
+    atomic.make_dirs(path, f"create the working directory of {peer.name}")
+    return path
 
 
 def row_label(peer: Peer, type_name: str) -> str:
@@ -36,9 +43,10 @@ def _measure_type(peer: Peer, bin_dir: Path, base: Path, suite: str, type_name: 
     model = ensure_type(bin_dir, base, type_name, spell.get(cfg["token_embedding_type"], cfg["token_embedding_type"]),
                         spell.get(cfg["output_type"], cfg["output_type"]), runtime=peer.label)
     label = row_label(peer, type_name)
-    rows = llama_bench(bin_dir / "llama-bench", model, suite, label, {}, cfg, peer.llama_bench_args)
+    work = run_dir(peer)  # ik's programs write llama.log into their working directory
+    rows = llama_bench(bin_dir / "llama-bench", model, suite, label, {}, cfg, peer.llama_bench_args, cwd=work)
     rows += batched_bench(bin_dir / "llama-batched-bench", model, suite, label, {}, cfg, peer.batched_bench_args,
-                           peer.batched_bench_output)
+                          peer.batched_bench_output, cwd=work)
     return rows
 
 
