@@ -69,8 +69,9 @@ def _git_commit() -> str:
 def machine(profile: str) -> dict:
     info = subprocess.run([str(_bin(profile, "veclut-info"))], capture_output=True, text=True).stdout
     kernels = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("active_kernel_set")), "?")
-    return {"cpu": cpuinfo.model_name(), "cores": os.cpu_count(), "features": [k for k, v in cpuinfo.features().items() if v],
-            "profile": profile, "kernels": kernels, "veclut_commit": _git_commit(),
+    return {"cpu": cpuinfo.model_name(), **{f"cpu_{k}": v for k, v in cpuinfo.identity().items()},
+            "cores": os.cpu_count(), "features": [k for k, v in cpuinfo.features().items() if v],
+            "flags": sorted(cpuinfo.flags()), "profile": profile, "kernels": kernels, "veclut_commit": _git_commit(),
             "llama_cpp_commit": load_upstream().llama_cpp_commit[:10], "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -109,55 +110,108 @@ def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, 
             if type_name in ("TQ2_0", "TQ1_0"):
                 variants.append((type_name + "+", {}))
             for label, env in variants:
-                rows += _llama_bench(bench, model, name, label, env, cfg)
-                rows += _batched_bench(batched, model, name, label, env, cfg)
+                rows += llama_bench(bench, model, name, label, env, cfg)
+                rows += batched_bench(batched, model, name, label, env, cfg)
     return rows
 
 
-def _llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict) -> list[dict]:
+# words marking the line that says why a program failed, most telling first (a crash ends with
+# the debugger's backtrace, whose last line says nothing)
+FAILURE_MARKERS = ("GGML_ASSERT", "error", "failed")
+
+
+def _why(result) -> str:
+    """The line of a failed program's output that says why it failed."""
+    lines = (result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"]
+    for marker in FAILURE_MARKERS:
+        hit = next((line for line in reversed(lines) if marker.lower() in line.lower()), None)
+        if hit:
+            return hit.strip()
+    return lines[-1].strip()
+
+
+def _llama_bench_json(text: str, program: Path) -> list[dict]:
+    """llama-bench's `-o json` array (lines printed before it, as some builds do, are skipped)."""
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith("[")), len(lines))
+    try:
+        return json.loads("\n".join(lines[start:]))
+    except json.JSONDecodeError:
+        raise VeclutError(f"{program} printed no JSON array for `-o json`; run it by hand to see its output") from None
+
+
+def llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = (),
+                cwd: Path | None = None) -> list[dict]:
     cmd = [str(program), "-m", str(model), "-p", str(cfg["prompt"]), "-n", str(cfg["gen"]), "-t", str(cfg["threads"]),
-           "-r", str(cfg["reps"]), "-o", "json"]
+           "-r", str(cfg["reps"]), "-o", "json", *extra]
     with ui.status(f"llama-bench {suite} {label}"):
-        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+        result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd)
     if result.returncode != 0:
-        raise VeclutError(f"llama-bench failed on {model.name} ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
+        raise VeclutError(f"llama-bench failed on {model.name} ({_why(result)})")
     rows = []
-    for r in json.loads(result.stdout):
+    for r in _llama_bench_json(result.stdout, program):
         test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
         rows.append({"suite": suite, "type": label, "test": test, "threads": cfg["threads"], "unit": "t/s",
                      **_median_min_max(r["samples_ts"])})
     return rows
 
 
-def _batched_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict) -> list[dict]:
+def _jsonl_speeds(text: str) -> list[tuple[int, float]]:
+    """(parallel sequences, generation t/s) from llama-batched-bench's `--output-format jsonl`."""
+    return [(r["pl"], r["speed_tg"]) for r in (json.loads(line) for line in text.splitlines()
+                                                if line.startswith("{") and '"speed_tg"' in line)]
+
+
+def _table_speeds(text: str) -> list[tuple[int, float]]:
+    """The same from llama-batched-bench's Markdown table (columns found by their headers B, S_TG t/s)."""
+    header, out = None, []
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if "B" in cells and "S_TG t/s" in cells:
+            header = cells
+        elif header and len(cells) == len(header) and cells[0].isdigit():
+            row = dict(zip(header, cells))
+            out.append((int(row["B"]), float(row["S_TG t/s"])))
+    return out
+
+
+# output format of llama-batched-bench -> (arguments that select it, parser)
+BATCHED_OUTPUTS = {"jsonl": (("--output-format", "jsonl"), _jsonl_speeds), "table": ((), _table_speeds)}
+
+
+def batched_bench(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = (),
+                  output: str = "jsonl", cwd: Path | None = None) -> list[dict]:
     npl = cfg["parallel"]
     ctx = max(npl) * (cfg["parallel_prompt"] + cfg["parallel_gen"]) + 64
+    select, parse = BATCHED_OUTPUTS[output]
     cmd = [str(program), "-m", str(model), "-c", str(ctx), "-b", "2048", "-ub", "512", "-npp", str(cfg["parallel_prompt"]),
-           "-ntg", str(cfg["parallel_gen"]), "-npl", ",".join(map(str, npl)), "-t", str(cfg["threads"]),
-           "--output-format", "jsonl"]
+           "-ntg", str(cfg["parallel_gen"]), "-npl", ",".join(map(str, npl)), "-t", str(cfg["threads"]), *select, *extra]
     samples: dict[int, list[float]] = {n: [] for n in npl}
     for _ in range(cfg["reps"]):
         with ui.status(f"llama-batched-bench {suite} {label}"):
-            result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env})
+            result = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **env}, cwd=cwd)
         if result.returncode != 0:
-            raise VeclutError(f"llama-batched-bench failed on {model.name} ({(result.stderr.strip().splitlines() or ['?'])[-1]})")
-        for line in (result.stdout + result.stderr).splitlines():
-            if line.startswith("{") and '"speed_tg"' in line:
-                r = json.loads(line)
-                samples[r["pl"]].append(r["speed_tg"])
+            raise VeclutError(f"llama-batched-bench failed on {model.name} ({_why(result)})")
+        for pl, speed in parse(result.stdout + "\n" + result.stderr):
+            samples.setdefault(pl, []).append(speed)
+    if not any(samples.values()):
+        raise VeclutError(f"llama-batched-bench printed no results for {model.name}; run it by hand to see its output")
     return [{"suite": suite, "type": label, "test": f"parallel{n} tg", "threads": cfg["threads"], "unit": "t/s",
              **_median_min_max(values)} for n, values in samples.items() if values]
 
 
-def ratios(rows: list[dict], baselines: dict[str, str]) -> list[dict]:
-    """Speed-up of each new type over its upstream baseline measured in the same run (e2e rows)."""
+def ratios(rows: list[dict], baselines: dict[str, str | list[str]]) -> list[dict]:
+    """Speed-up of each type over each of its baselines measured in the same run (e2e rows): the
+    upstream type it replaces, or a peer's types."""
     index = {(r["suite"], r["type"], r["test"]): r for r in rows}
     out = []
     for (suite, type_name, test), r in index.items():
-        base = index.get((suite, baselines.get(type_name, ""), test))
-        if base:
-            out.append({"suite": suite, "type": type_name, "baseline": base["type"], "test": test,
-                        "speedup": r["median"] / base["median"]})
+        wanted = baselines.get(type_name, [])
+        for baseline in [wanted] if isinstance(wanted, str) else wanted:
+            base = index.get((suite, baseline, test))
+            if base:
+                out.append({"suite": suite, "type": type_name, "baseline": base["type"], "test": test,
+                            "speedup": r["median"] / base["median"]})
     return out
 
 

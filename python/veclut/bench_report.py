@@ -11,14 +11,57 @@ def _gemm_types(report: dict) -> list[str]:
     return seen
 
 
+def _machine_lines(m: dict) -> list[str]:
+    cpu = m["cpu"]
+    if "cpu_vendor" in m:
+        cpu += f" ({m['cpu_vendor']}, family {m['cpu_family']}, model {m['cpu_model']}, stepping {m['cpu_stepping']})"
+    threads = m.get("threads") or {}
+    used = "; ".join(f"{THREADS_SHOWN[k]} {', '.join(map(str, v)) if isinstance(v, list) else v}"
+                     for k, v in threads.items())
+    lines = [f"Machine: {cpu}, {m['cores']} logical CPUs ({', '.join(m['features'])}); "
+             + (f"threads: {used}; " if used else "")
+             + f"profile `{m['profile']}`, kernels `{m['kernels']}`; veclut {m['veclut_commit']}, "
+             f"llama.cpp {m['llama_cpp_commit']}; {m['date']}.", ""]
+    if m.get("flags"):
+        lines += ["<details><summary>CPU flags</summary>", "", " ".join(m["flags"]), "", "</details>", ""]
+    return lines
+
+
+# report["machine"]["threads"] key -> how the Markdown names it
+THREADS_SHOWN = {"gemm": "GEMM", "e2e": "end to end"}
+
+
+def _peer_lines(report: dict) -> list[str]:
+    """Each peer: where it comes from and how it was built and run, or why it is missing."""
+    lines = []
+    for name, p in (report.get("peers") or {}).items():
+        origin = (f"PyPI {p['package']} {p['version']} (sha256 {p['sha256'][:12]}…, vendored commit {p['commit'][:10]})"
+                  if "package" in p else "")
+        if p["status"] != "measured":
+            lines += [f"- **{name}: missing** — {p['reason']}" + (f". Pinned: {origin}." if origin else "")]
+            continue
+        args = "; ".join(f"{prog} `{' '.join(p[key]) or '(defaults)'}`"
+                         for prog, key in (("llama-bench", "llama_bench_args"), ("llama-batched-bench", "batched_bench_args")))
+        lines += [f"- **{name}** (rows `{p['label']}:TYPE`): {origin}, built in `{p['build_dir']}` with "
+                  f"`{' '.join(f'{k}={v}' for k, v in p['cmake'].items())}`; extra arguments: {args}."]
+        lines += [f"  - {what} missing: {why}" for what, why in (p.get("failed") or {}).items()]
+    return ["## Peer runtimes", "", *lines, ""] if lines else []
+
+
+def _ratio_table(rows: list[dict], heading: str) -> list[str]:
+    if not rows:
+        return []
+    return [f"| test | {heading} | × |", "|---|---|---:|",
+            *[f"| {r['test']} | {r['type']} / {r['baseline']} | **{r['speedup']:.2f}** |" for r in rows], ""]
+
+
 def markdown(report: dict, images: list[str]) -> str:
     m = report["machine"]
-    lines = ["# veclut benchmark", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores ({', '.join(m['features'])}); profile `{m['profile']}`, "
-             f"kernels `{m['kernels']}`; veclut {m['veclut_commit']}, llama.cpp {m['llama_cpp_commit']}; {m['date']}.", "",
+    peer_note = "; `L:X` is type X on the peer runtime with label L (see Peer runtimes)" if report.get("peers") else ""
+    lines = ["# veclut benchmark", "", *_machine_lines(m),
              f"Reproduce: `{report['command']}`", "",
              "Medians of repeated runs with [min–max]; upstream types run by upstream's kernels in the same run; "
-             "`X+` is upstream type X accelerated by veclut.", ""]
+             f"`X+` is upstream type X accelerated by veclut{peer_note}.", ""]
     gemm = [r for r in report.get("gemm", []) if "type" in r]
     if gemm:
         types = _gemm_types(report)
@@ -40,7 +83,7 @@ def markdown(report: dict, images: list[str]) -> str:
     e2e = report.get("e2e", [])
     if e2e:
         types = list(dict.fromkeys(r["type"] for r in e2e))
-        lines += ["## End to end (tokens/s, 2 threads unless noted)", ""]
+        lines += [f"## End to end (tokens/s, {m.get('threads', {}).get('e2e', 2)} threads)", ""]
         for suite in dict.fromkeys(r["suite"] for r in e2e):
             tests = list(dict.fromkeys(r["test"] for r in e2e if r["suite"] == suite))
             rows = {(r["type"], r["test"]): r for r in e2e if r["suite"] == suite}
@@ -50,11 +93,9 @@ def markdown(report: dict, images: list[str]) -> str:
                          if (t, test) in rows else "" for t in types]
                 lines.append(f"| {test} | " + " | ".join(cells) + " |")
             lines.append("")
-            ups = [r for r in report.get("e2e_ratios", []) if r["suite"] == suite]
-            if ups:
-                lines += ["| test | speed-up | × |", "|---|---|---:|"]
-                lines += [f"| {r['test']} | {r['type']} / {r['baseline']} | **{r['speedup']:.2f}** |" for r in ups]
-                lines.append("")
+            lines += _ratio_table([r for r in report.get("e2e_ratios", []) if r["suite"] == suite], "speed-up")
+            lines += _ratio_table([r for r in report.get("peer_ratios", []) if r["suite"] == suite], "veclut / peer")
+    lines += _peer_lines(report)
     if report.get("regressions"):
         lines += ["## Slower than the baseline", ""] + [f"- {f}" for f in report["regressions"]] + [""]
     lines += [f"![{name}]({name})" for name in images]
@@ -130,4 +171,28 @@ def plots(out_dir: Path, report: dict) -> list[str]:
         fig.savefig(out_dir / name, dpi=110)
         plt.close(fig)
         images.append(name)
+    for suite in dict.fromkeys(r["suite"] for r in report.get("peer_ratios", [])):
+        images.append(_ratio_bars(plt, out_dir, [r for r in report["peer_ratios"] if r["suite"] == suite],
+                                  f"veclut vs peer: {suite}", f"peer-{suite}.png"))
     return images
+
+
+def _ratio_bars(plt, out_dir: Path, rows: list[dict], title: str, name: str) -> str:
+    """Grouped bars: one group per test, one bar per compared pair (type / baseline), a line at 1."""
+    tests = list(dict.fromkeys(r["test"] for r in rows))
+    pairs = list(dict.fromkeys(f"{r['type']} / {r['baseline']}" for r in rows))
+    fig, ax = plt.subplots(figsize=(2 + 1.6 * len(tests), 4))
+    width = 0.8 / len(pairs)
+    for i, pair in enumerate(pairs):
+        values = [next((r["speedup"] for r in rows if f"{r['type']} / {r['baseline']}" == pair and r["test"] == test), 0)
+                  for test in tests]
+        ax.bar([j + i * width for j in range(len(tests))], values, width, label=pair)
+    ax.axhline(1.0, color="grey", lw=1)
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(tests))], tests)
+    ax.set_ylabel("speed ratio (> 1: veclut faster)")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / name, dpi=110)
+    plt.close(fig)
+    return name

@@ -34,8 +34,8 @@ def cmake_defines(profile: BuildProfile) -> dict[str, str]:
     return {**profile.cmake, "GGML_VECLUT_DIR": str(project_root() / "ggml_ext")}
 
 
-def _configure_stamp(profile: BuildProfile, tree: Path) -> str:
-    text = repr(sorted(cmake_defines(profile).items())) + str(tree)
+def _configure_stamp(source: Path, defines: dict[str, str]) -> str:
+    text = repr(sorted(defines.items())) + str(source)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -47,21 +47,27 @@ def _tail(path: Path, lines: int = 25) -> str:
 
 
 def configure(profile: BuildProfile, tree: Path, build_dir: Path) -> bool:
-    """Run CMake unless this exact configuration already succeeded; True if it ran."""
+    """Run CMake for a profile unless this exact configuration already succeeded; True if it ran."""
+    return configure_cmake(f"profile {profile.name}", llama_cpp_dir(tree), build_dir, cmake_defines(profile))
+
+
+def configure_cmake(what: str, source: Path, build_dir: Path, defines: dict[str, str]) -> bool:
+    """Configure `source` for Ninja with `defines` unless a stamp says this exact configuration
+    already succeeded in `build_dir`; True if CMake ran."""
     stamp_file = build_dir / CONFIGURE_STAMP
-    stamp = _configure_stamp(profile, tree)
+    stamp = _configure_stamp(source, defines)
     if (build_dir / "build.ninja").is_file() and stamp_file.is_file() and stamp_file.read_text() == stamp:
         return False
     atomic.make_dirs(build_dir, "create the build directory")
     stamp_file.unlink(missing_ok=True)  # an interrupted configure must run again
     log = build_dir / "veclut-configure.log"
-    cmd = ["cmake", "-G", "Ninja", "-S", str(llama_cpp_dir(tree)), "-B", str(build_dir)]
-    cmd += [f"-D{k}={v}" for k, v in cmake_defines(profile).items()]
-    with ui.status(f"configuring profile {profile.name} (CMake)"), log.open("w") as handle:
+    cmd = ["cmake", "-G", "Ninja", "-S", str(source), "-B", str(build_dir)]
+    cmd += [f"-D{k}={v}" for k, v in defines.items()]
+    with ui.status(f"configuring {what} (CMake)"), log.open("w") as handle:
         code = subprocess.run(cmd, stdout=handle, stderr=subprocess.STDOUT).returncode
     if code != 0:
         ui.console.print(_tail(log), markup=False)
-        raise VeclutError(f"CMake could not configure profile {profile.name}; the log is {log}")
+        raise VeclutError(f"CMake could not configure {what}; the log is {log}")
     stamp_file.write_text(stamp)
     return True
 
@@ -73,15 +79,19 @@ def _ccache_env() -> dict[str, str]:
 
 
 def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
-    """Build the profile's targets with a progress bar; True if nothing was compiled or linked.
+    """Build the profile's targets; True if nothing was compiled or linked."""
+    return ninja(f"profile {profile.name}", build_dir, profile.targets, jobs)
 
-    (llama.cpp's UI-asset step runs on every build, so "ninja: no work to do" never appears.)"""
+
+def ninja(what: str, build_dir: Path, targets: tuple, jobs: int | None) -> bool:
+    """Build `targets` with a progress bar, logging to veclut-build.log; True if nothing was compiled
+    or linked. (llama.cpp's UI-asset step runs on every build, so "ninja: no work to do" never appears.)"""
     log = build_dir / "veclut-build.log"
-    cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *profile.targets]
+    cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *targets]
     env = {**_ccache_env(), **os.environ, "NINJA_STATUS": "[%f/%t] "}
     no_work = True
     with log.open("w", buffering=1) as handle, ui.progress() as bar:
-        task = bar.add_task(f"building {profile.name}", total=None)
+        task = bar.add_task(f"building {what}", total=None)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         for line in proc.stdout:
             handle.write(line)
@@ -91,7 +101,7 @@ def run_ninja(profile: BuildProfile, build_dir: Path, jobs: int | None) -> bool:
         code = proc.wait()
     if code != 0:
         ui.console.print(_tail(log), markup=False)
-        raise VeclutError(f"building profile {profile.name} failed; the full log is {log}")
+        raise VeclutError(f"building {what} failed; the full log is {log}")
     return no_work
 
 

@@ -71,24 +71,38 @@ def cmd_check(args) -> int:
 def cmd_bench(args) -> int:
     import shlex
 
-    from . import bench
+    from . import bench, bench_peer
+    from .config import load_peer
 
+    peers = [load_peer(name) for name in args.peer or []]  # a wrong name fails before anything runs
+    if peers and args.what == "gemm":
+        raise VeclutError("--peer measures end to end only; use it with `veclut bench e2e` or `veclut bench all`")
     d = bench.defaults()
     report = {"machine": bench.machine(args.profile), "command": "veclut " + shlex.join(sys.argv[1:])}
+    threads = report["machine"]["threads"] = {}
     if args.what in ("gemm", "all"):
         g = d["gemm"]
         types = args.type or g["types"]
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0",
                                   "Q2_V", "Q2_0+", "Q2_K"])
         chosen = bench.limit_shapes(bench.pick_suites(args.suite, g["suites"]), args.shape)
+        threads["gemm"] = args.threads or g["threads"]
         report["gemm"] = bench.run_gemm(args.profile, chosen, types, args.tokens or g["tokens"],
-                                        args.threads or g["threads"], args.reps or g["reps"])
+                                        threads["gemm"], args.reps or g["reps"])
     if args.what in ("e2e", "all"):
         e = dict(d["e2e"], **({"reps": args.reps} if args.reps else {}))
         types = args.type or e["types"]
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
-        report["e2e"] = bench.run_e2e(args.profile, bench.pick_suites(args.suite, e["suites"]), types, e, args.seed)
+        chosen = bench.pick_suites(args.suite, e["suites"])
+        threads["e2e"] = e["threads"]
+        report["e2e"] = bench.run_e2e(args.profile, chosen, types, e, args.seed)
         report["e2e_ratios"] = bench.ratios(report["e2e"], d["baselines"])
+        if peers:
+            report["peers"], report["peer_ratios"] = {}, []
+        for peer in peers:
+            rows, report["peers"][peer.name] = bench_peer.run(peer, chosen, types, e, args.seed)
+            report["e2e"] += rows
+            report["peer_ratios"] += bench_peer.peer_ratios(report["e2e"], peer)
     if args.compare:
         report["regressions"] = bench.compare_with(args.compare, report)
     bench.write_report(args.out, report)
@@ -181,6 +195,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="native", help="built profile to measure (default: native)")
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory (default: build/bench)")
     p.add_argument("--compare", type=Path, help="a previous report.json: flag slow-downs beyond the measured noise")
+    p.add_argument("--peer", action="append", metavar="NAME",
+                   help="also measure this peer runtime end to end, built from its pin in configs/peers "
+                        "(e.g. ik_llama; the first run builds it, 10+ minutes)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="OpenAI-compatible server on the patched build (llama-cpp-python or llama-server)")

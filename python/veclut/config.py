@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from .errors import VeclutError
-from .paths import configs_dir
+from .paths import configs_dir, project_root
 
 
 def load_yaml(path: Path) -> dict:
@@ -29,29 +29,44 @@ def _require(data: dict, path: Path, keys: dict) -> None:
             raise VeclutError(f"config file {path}: '{key}' must be a {kind.__name__}")
 
 
+PIN_KEYS = ("package", "version", "sdist", "sha256", "llama_cpp_commit", "llama_cpp_dir")
+
+
 @dataclass(frozen=True)
 class UpstreamPin:
+    """A llama.cpp tree vendored in a PyPI sdist: ours (configs/upstream.yaml) or a peer's."""
     package: str
     version: str
     sdist: str
     sha256: str
     llama_cpp_commit: str
     llama_cpp_dir: str
+    config: str = "configs/upstream.yaml"  # where the pin is written, named in messages
 
     @property
     def requirement(self) -> str:
         return f"{self.package}=={self.version}"
 
 
-def load_upstream(path: Path | None = None) -> UpstreamPin:
-    path = path or configs_dir() / "upstream.yaml"
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_root()))
+    except (ValueError, VeclutError):
+        return str(path)
+
+
+def load_pin(path: Path) -> UpstreamPin:
+    """The pin in a config file (the keys of PIN_KEYS); other keys of the file are ignored."""
     data = load_yaml(path)
-    fields = {f: str for f in UpstreamPin.__dataclass_fields__}
-    _require(data, path, fields)
+    _require(data, path, dict.fromkeys(PIN_KEYS, str))
     sha = data["sha256"].lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise VeclutError(f"config file {path}: sha256 must be 64 hex digits")
-    return UpstreamPin(**{**{k: data[k] for k in fields}, "sha256": sha})
+    return UpstreamPin(**{**{k: data[k] for k in PIN_KEYS}, "sha256": sha}, config=_shown(path))
+
+
+def load_upstream(path: Path | None = None) -> UpstreamPin:
+    return load_pin(path or configs_dir() / "upstream.yaml")
 
 
 LIBRARY_TARGETS = ("llama", "ggml", "ggml-base", "ggml-cpu")
@@ -124,3 +139,48 @@ def _cmake_value(value) -> str:
     if isinstance(value, bool):
         return "ON" if value else "OFF"
     return str(value)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another runtime measured beside veclut (configs/peers/<name>.yaml): its pin, its build and
+    what the benchmark runs on it."""
+    name: str
+    pin: UpstreamPin
+    cmake: dict
+    targets: tuple
+    add_files: dict              # path in the peer's tree -> file under configs/peers/
+    label: str                   # report rows are "<label>:<type>"
+    types: tuple
+    tensor_type_names: dict      # our spelling of a tensor type (q4_k) -> the peer quantizer's (q4_K)
+    llama_bench_args: tuple
+    batched_bench_args: tuple
+    batched_bench_output: str    # "jsonl" (as ours) or "table"
+    compare: dict                # veclut type -> peer types it is compared with
+
+
+def peer_files(directory: Path | None = None) -> dict[str, Path]:
+    directory = directory or configs_dir() / "peers"
+    return {p.stem: p for p in sorted(directory.glob("*.yaml"))}
+
+
+def load_peer(name: str, directory: Path | None = None) -> Peer:
+    files = peer_files(directory)
+    if name not in files:
+        raise VeclutError(f"unknown peer runtime '{name}'; known peers: {', '.join(files) or 'none'}")
+    path = files[name]
+    data = load_yaml(path)
+    _require(data, path, {"build": dict, "bench": dict})
+    build, bench = data["build"], data["bench"]
+    _require(build, path, {"cmake": dict, "targets": list})
+    _require(bench, path, {"label": str, "types": list, "compare": dict})
+    output = bench.get("batched_bench_output", "jsonl")
+    if output not in ("jsonl", "table"):
+        raise VeclutError(f"config file {path}: batched_bench_output must be jsonl or table, not {output}")
+    return Peer(name=name, pin=load_pin(path), cmake={k: _cmake_value(v) for k, v in build["cmake"].items()},
+                targets=tuple(build["targets"]), add_files=dict(build.get("add_files") or {}),
+                label=bench["label"], types=tuple(bench["types"]),
+                tensor_type_names=dict(bench.get("tensor_type_names") or {}),
+                llama_bench_args=tuple(map(str, bench.get("llama_bench_args", []))),
+                batched_bench_args=tuple(map(str, bench.get("batched_bench_args", []))),
+                batched_bench_output=output, compare={k: tuple(v) for k, v in bench["compare"].items()})

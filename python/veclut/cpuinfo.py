@@ -13,6 +13,15 @@ FEATURES = {
 }
 
 
+# report key -> the /proc/cpuinfo field that holds it (x86 name, Arm name)
+IDENTITY = {
+    "vendor": ("vendor_id", "CPU implementer"),
+    "family": ("cpu family", "CPU architecture"),
+    "model": ("model", "CPU part"),
+    "stepping": ("stepping", "CPU revision"),
+}
+
+
 def _cpuinfo() -> str:
     try:
         return Path("/proc/cpuinfo").read_text()
@@ -39,13 +48,26 @@ def features() -> dict[str, bool]:
     return {name: all(f in have for f in needed) for name, needed in FEATURES.items()}
 
 
+def _fields() -> dict[str, str]:
+    """The first processor's `name: value` lines."""
+    out: dict[str, str] = {}
+    for line in _cpuinfo().splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            out.setdefault(name.strip(), value.strip())
+    return out
+
+
+def identity() -> dict[str, str]:
+    """Vendor, family, model and stepping of this CPU ("?" where the kernel does not say)."""
+    fields = _fields()
+    return {key: next((fields[n] for n in names if n in fields), "?") for key, names in IDENTITY.items()}
+
+
 def family_model() -> str:
     """'family 25 model 1': with the vendor's model name, what identifies a CPU generation."""
-    fields = dict(line.split(":", 1) for line in _cpuinfo().splitlines()[:30] if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    if "cpu family" in fields and "model" in fields:
-        return f"family {fields['cpu family']} model {fields['model']}"
-    return "family and model unknown"
+    ident = identity()
+    return f"family {ident['family']} model {ident['model']}"
 
 
 def describe() -> str:

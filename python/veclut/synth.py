@@ -181,20 +181,24 @@ def ensure_base(suite: str, m: dict, seed: int) -> Path:
     return final
 
 
-def ensure_type(bin_dir: Path, base: Path, type_name: str, embedding_type: str, output_type: str) -> Path:
-    """The base model quantized to `type_name` by llama-quantize (cached next to the base)."""
-    final = base.with_name(f"{type_name.lower()}-{embedding_type}-{output_type}.gguf")
+def ensure_type(bin_dir: Path, base: Path, type_name: str, embedding_type: str, output_type: str,
+                runtime: str = "") -> Path:
+    """The base model quantized to `type_name` by the llama-quantize in `bin_dir` (cached next to
+    the base); `runtime` names another runtime's quantizer (a peer's), which gets files of its own."""
+    prefix = f"{runtime}-" if runtime else ""
+    final = base.with_name(f"{prefix}{type_name.lower()}-{embedding_type.lower()}-{output_type.lower()}.gguf")
     if final.is_file():
         return final
     tmp = final.with_name(f".veclut-tmp-{os.getpid()}-{final.name}")
     cmd = [str(bin_dir / "llama-quantize"), "--token-embedding-type", embedding_type,
            "--output-tensor-type", output_type, str(base), str(tmp), type_name]
+    quantizer = f"{runtime}'s llama-quantize" if runtime else "llama-quantize"
     try:
-        with ui.status(f"llama-quantize {base.parent.name} -> {type_name}"):
+        with ui.status(f"{quantizer} {base.parent.name} -> {type_name}"):
             result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise VeclutError(f"llama-quantize could not make {type_name} ({tail})")
+            tail = ((result.stderr.strip() or result.stdout.strip()).splitlines() or ["no output"])[-1]
+            raise VeclutError(f"{quantizer} could not make {type_name} ({tail})")
         os.replace(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)

@@ -1,4 +1,7 @@
-"""`veclut fetch`: the pinned llama-cpp-python sdist from PyPI, checked and unpacked into the cache."""
+"""`veclut fetch`: a pinned sdist from PyPI (ours, or a peer runtime's), checked and unpacked into the cache.
+
+Every pin goes through this one path: pip download, sha256 checked before anything in the
+archive is read, unpacked under a temporary name and renamed."""
 
 import hashlib
 import subprocess
@@ -49,17 +52,17 @@ def ensure_sdist(pin: UpstreamPin, downloader=pip_download) -> Path:
         if sha256_of(final) == pin.sha256:
             return final
         final.unlink()  # our own cache entry, corrupted: fetch again
-    with atomic.staging_dir(final.parent / f"download-{pin.version}", "download the upstream sdist") as tmp:
+    with atomic.staging_dir(final.parent / f"download-{pin.package}-{pin.version}", f"download the {pin.package} sdist") as tmp:
         with ui.status(f"downloading {pin.requirement} sdist through pip"):
             downloader(pin, tmp)
         got = tmp / pin.sdist
         if not got.is_file():
             found = ", ".join(p.name for p in tmp.iterdir()) or "nothing"
-            raise VeclutError(f"pip downloaded {found} instead of {pin.sdist}; fix `sdist` in configs/upstream.yaml")
+            raise VeclutError(f"pip downloaded {found} instead of {pin.sdist}; fix `sdist` in {pin.config}")
         actual = sha256_of(got)
         if actual != pin.sha256:
             raise VeclutError(
-                f"{pin.sdist} has sha256 {actual}, but configs/upstream.yaml pins {pin.sha256}; "
+                f"{pin.sdist} has sha256 {actual}, but {pin.config} pins {pin.sha256}; "
                 "the download was deleted: check the pin or your package index"
             )
         atomic.make_dirs(final.parent, "create the sdist cache")
@@ -73,12 +76,12 @@ def ensure_unpacked(pin: UpstreamPin, downloader=pip_download) -> Path:
     if (final / _COMPLETE).is_file():
         return final
     archive = ensure_sdist(pin, downloader)
-    with atomic.staging_dir(final, "unpack the upstream sdist") as tmp:
+    with atomic.staging_dir(final, f"unpack the {pin.package} sdist") as tmp:
         with ui.status(f"unpacking {archive.name}"), tarfile.open(archive) as tar:
             tar.extractall(tmp, filter="data")
         roots = [p for p in tmp.iterdir() if p.is_dir()]
         if len(roots) != 1 or not (roots[0] / pin.llama_cpp_dir / "CMakeLists.txt").is_file():
-            raise VeclutError(f"{archive.name} does not contain {pin.llama_cpp_dir}; fix llama_cpp_dir in configs/upstream.yaml")
+            raise VeclutError(f"{archive.name} does not contain {pin.llama_cpp_dir}; fix llama_cpp_dir in {pin.config}")
         for item in roots[0].iterdir():
             item.rename(tmp / item.name)
         roots[0].rmdir()
