@@ -42,7 +42,19 @@ struct kernel_set {
 
     // rows per vector-LUT call (tiles::row_chunk) the lookups need to reuse their tables; 0: 16
     int lut_rows = 0;
+
+    // I2_V codes as this set stores them: repack writes i2_code_map[code] for each base-3 code
+    // (nullptr: the code itself), and its 4-trit tables are indexed by that byte, so one group's
+    // table spans i2_group_entries entries (81 without a map). Lets a set choose a byte that is
+    // cheaper to split into digits.
+    const uint8_t * i2_code_map = nullptr;
+    int i2_group_entries = 81;
 };
+
+// Table entries of one block as kernel set k lays them out (i2: 64 groups of i2_group_entries).
+inline int64_t table_entries(const kernel_set & k, layout kind) {
+    return kind == layout::i2 ? 64 * (int64_t) k.i2_group_entries : info_of(kind).table_entries;
+}
 
 const kernel_set & scalar_kernels();
 // SIMD sets: nullptr when this build was not compiled for the ISA.

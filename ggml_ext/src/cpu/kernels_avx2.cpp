@@ -5,7 +5,11 @@
 // every partial sum inside a 256-block is bounded by 256 * 127 = 32512 < 32767, and block sums
 // are widened to float once per block.
 //
-// Dot path: the codes are split as code = 9h + l (h by a 16-bit multiply-high with 7282 =
+// I2_V codes are stored nibble-split (repack writes 16h + l for code = 9h + l, h and l < 9), the
+// same 2 bits per weight, so the dot path gets its digits with two masks and four vpshufb; the
+// tables are indexed by that byte (144 entries per group, the 81 valid ones built).
+//
+// Dot path: I1_V's codes are split as code = 9h + l (h by a 16-bit multiply-high with 7282 =
 // ceil(2^16 / 9), exact for codes < 32768), then each digit is one vpshufb of l or h (I1_V splits
 // h again); vpmaddubsw multiplies the digits (0..2, unsigned) with the prepared activations, and
 // the offset -sum(a) (digits are trit + 1) comes with the prepared data (see kernels_x86.h).
@@ -57,6 +61,20 @@ void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out)
 
 namespace {
 
+// digits of 32 I2_V codes stored nibble-split (16h + l): d[0..4)
+inline void digits_nibbles(__m256i c, __m256i * d) {
+    const __m256i mod3 = _mm256_setr_epi8(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i div3 = _mm256_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
+                                          0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    const __m256i l = _mm256_and_si256(c, nibble), h = _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble);
+    d[0] = _mm256_shuffle_epi8(mod3, l);
+    d[1] = _mm256_shuffle_epi8(div3, l);
+    d[2] = _mm256_shuffle_epi8(mod3, h);
+    d[3] = _mm256_shuffle_epi8(div3, h);
+}
+
 // digits of 32 codes: d[0..D)
 template <int D>
 inline void digits(__m256i c, __m256i * d) {
@@ -82,7 +100,9 @@ inline void digits(__m256i c, __m256i * d) {
     d[3] = _mm256_shuffle_epi8(div3, h);
 }
 
-template <layout KIND, int NT>
+// NIBBLES: I2_V codes stored nibble-split (the AVX2 set's layout), else base-3 (the AVX-512 set's,
+// which borrows this dot path when the build has no VBMI / VNNI)
+template <layout KIND, int NT, bool NIBBLES>
 void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
            const uint8_t * prep, size_t prep_stride, float * out, int64_t out_stride) {
     constexpr layout_info li = info_of(KIND);
@@ -98,9 +118,14 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
         for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {
             __m256i d0[D], d1[D];
             _mm_prefetch((const char *) codes + 4096, _MM_HINT_T0);
-            digits<D>(_mm256_loadu_si256((const __m256i *) codes), d0);
-            digits<D>(KIND == layout::i2 ? _mm256_loadu_si256((const __m256i *) (codes + 32))
-                                         : _mm256_maskload_epi32((const int *) (codes + 32), tail_mask), d1);
+            if constexpr (KIND == layout::i2 && NIBBLES) {
+                digits_nibbles(_mm256_loadu_si256((const __m256i *) codes), d0);
+                digits_nibbles(_mm256_loadu_si256((const __m256i *) (codes + 32)), d1);
+            } else {
+                digits<D>(_mm256_loadu_si256((const __m256i *) codes), d0);
+                digits<D>(KIND == layout::i2 ? _mm256_loadu_si256((const __m256i *) (codes + 32))
+                                             : _mm256_maskload_epi32((const int *) (codes + 32), tail_mask), d1);
+            }
             for (int n = 0; n < NT; ++n) {
                 const uint8_t * a = prep + n * prep_stride + b * PB;
                 __m256i s16 = _mm256_setzero_si256();
@@ -120,17 +145,17 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
     }
 }
 
-template <layout KIND>
+template <layout KIND, bool NIBBLES>
 void dot_k(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
            const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
     for (int n0 = 0; n0 < nt; n0 += 4) {
         const int m = nt - n0 < 4 ? nt - n0 : 4;
         const uint8_t * p = prep + n0 * ps;
         switch (m) {
-            case 1: dot_t<KIND, 1>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
-            case 2: dot_t<KIND, 2>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
-            case 3: dot_t<KIND, 3>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
-            default: dot_t<KIND, 4>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 1: dot_t<KIND, 1, NIBBLES>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 2: dot_t<KIND, 2, NIBBLES>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            case 3: dot_t<KIND, 3, NIBBLES>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
+            default: dot_t<KIND, 4, NIBBLES>(w, row0, nrows, acts + n0, p, ps, out + n0, os); break;
         }
     }
 }
@@ -140,9 +165,18 @@ void dot_k(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
 void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
               const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
     if (w.kind == layout::i2) {
-        dot_k<layout::i2>(w, row0, nrows, acts, prep, ps, nt, out, os);
+        dot_k<layout::i2, false>(w, row0, nrows, acts, prep, ps, nt, out, os);
     } else {
-        dot_k<layout::i1>(w, row0, nrows, acts, prep, ps, nt, out, os);
+        dot_k<layout::i1, false>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    }
+}
+
+void avx2_dot_nibbles(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+                      const uint8_t * prep, size_t ps, int nt, float * out, int64_t os) {
+    if (w.kind == layout::i2) {
+        dot_k<layout::i2, true>(w, row0, nrows, acts, prep, ps, nt, out, os);
+    } else {
+        dot_k<layout::i1, true>(w, row0, nrows, acts, prep, ps, nt, out, os);
     }
 }
 
@@ -210,6 +244,41 @@ inline void build_group(const int16_t * col, int width, int16_t * t) {
     }
 }
 
+// The 9 sums of two activations' (digit - 1) multiples: out[d0 + 3 d1] = (d0 - 1) x + (d1 - 1) y.
+inline void pair_sums(__m256i x, __m256i y, __m256i * out) {
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i xs[3] = {_mm256_sub_epi16(zero, x), zero, x}, ys[3] = {_mm256_sub_epi16(zero, y), zero, y};
+    for (int d1 = 0; d1 < 3; ++d1) {
+        for (int d0 = 0; d0 < 3; ++d0) {
+            out[d0 + 3 * d1] = _mm256_add_epi16(xs[d0], ys[d1]);
+        }
+    }
+}
+
+// One I2_V group's table in nibble order: entry(16h + l) = sum of activations 0, 1 by l's digits
+// and 2, 3 by h's; entries with a nibble above 8 are never read and not written.
+inline void build_group_nibbles(const int16_t * col, int16_t * t) {
+    __m256i lo[9], hi[9];
+    pair_sums(ld(col), ld(col + TILE), lo);
+    pair_sums(ld(col + 2 * TILE), ld(col + 3 * TILE), hi);
+    for (int h = 0; h < 9; ++h) {
+        for (int l = 0; l < 9; ++l) {
+            st(t + (16 * h + l) * TILE, _mm256_add_epi16(hi[h], lo[l]));
+        }
+    }
+}
+
+constexpr int I2_GROUP_ENTRIES = 16 * 8 + 9;  // nibble-split bytes 0 .. 16 * 8 + 8
+
+// code -> stored byte for I2_V (the set's i2_code_map)
+struct nibble_map {
+    uint8_t byte[81];
+    constexpr nibble_map() : byte() {
+        for (int c = 0; c < 81; ++c) byte[c] = (uint8_t) (16 * (c / 9) + c % 9);
+    }
+};
+constexpr nibble_map NIBBLES;
+
 void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int nt, int16_t * tables, float * act_scale) {
     alignas(64) int16_t col[QK_K * TILE];
     transpose_acts(acts, b, nt, col);
@@ -218,7 +287,12 @@ void build_tables(layout kind, const block_q8_K * const * acts, int64_t b, int n
     for (int g = 0; g < li.groups5; ++g, t += 243 * TILE) {
         build_group(col + 5 * g * TILE, 5, t);
     }
-    for (int g = 0; g < li.groups4; ++g, t += 81 * TILE) {
+    if (kind == layout::i2) {
+        for (int g = 0; g < li.groups4; ++g, t += I2_GROUP_ENTRIES * TILE) {
+            build_group_nibbles(col + 4 * g * TILE, t);
+        }
+    }
+    for (int g = 0; kind == layout::i1 && g < li.groups4; ++g, t += 81 * TILE) {
         build_group(col + (5 * li.groups5 + 4 * g) * TILE, 4, t);
     }
     for (int n = 0; n < TILE; ++n) {
@@ -274,10 +348,11 @@ void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int
         const int64_t nr = std::min(ROWS, nrows - r0);
         for (int64_t b = 0; b < kb; ++b) {
             const uint8_t * codes = w.row_codes(row0 + r0) + (b0 + b) * li.code_bytes;
-            const int16_t * t = tables + b * li.table_entries * TILE;
             if constexpr (KIND == layout::i2) {
-                block_passes<8>(codes, row_stride, nr, t, 81, 0, 64, true, s16);
+                const int16_t * t = tables + b * 64 * I2_GROUP_ENTRIES * TILE;
+                block_passes<8>(codes, row_stride, nr, t, I2_GROUP_ENTRIES, 0, 64, true, s16);
             } else {
+                const int16_t * t = tables + b * li.table_entries * TILE;
                 block_passes<3>(codes, row_stride, nr, t, 243, 0, 48, true, s16);
                 block_passes<4>(codes, row_stride, nr, t + 48 * 243 * TILE, 81, 48, 4, false, s16);
             }
@@ -309,7 +384,8 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
 
 const kernel_set * avx2_kernels() {
     static const kernel_set set = {
-        "avx2", TILE, LUT_MIN_N, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare, ROWS,
+        "avx2", TILE, LUT_MIN_N, x86::avx2_dot_nibbles, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare, ROWS,
+        NIBBLES.byte, I2_GROUP_ENTRIES,
     };
     return &set;
 }

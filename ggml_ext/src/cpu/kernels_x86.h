@@ -15,9 +15,12 @@ namespace x86 {
 size_t prep_bytes(layout kind, int64_t blocks);
 void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out);
 
-// AVX2 dot path (also the AVX-512 set's when the build has no VBMI/VNNI).
+// AVX2 dot path on base-3 I2_V codes (the AVX-512 set's when the build has no VBMI/VNNI), and on
+// the AVX2 set's nibble-split ones.
 void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
               const uint8_t * prep, size_t prep_stride, int nt, float * out, int64_t out_stride);
+void avx2_dot_nibbles(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
+                      const uint8_t * prep, size_t prep_stride, int nt, float * out, int64_t out_stride);
 
 // Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
 // hardware prefetcher does not follow: the LUT kernels fetch those of the row PREFETCH_ROWS ahead.

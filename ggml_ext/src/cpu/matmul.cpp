@@ -78,7 +78,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     p.route  = p.prep + p.rs.positions * p.prep_stride;  // src_index[positions], count[matrices + 1], njobs
     p.jobs   = p.route + align64((p.rs.positions + p.rs.matrices + 2) * sizeof(int64_t));
     p.tables = p.jobs + align64(p.rs.matrices * sizeof(job));
-    p.table_bytes = align64(p.t.kb * info_of(kind).table_entries * p.t.tile_n * sizeof(int16_t));
+    p.table_bytes = align64(p.t.kb * (q2 ? info_of(kind).table_entries : table_entries(k, kind)) * p.t.tile_n * sizeof(int16_t));
     p.scale_bytes = align64(p.t.kb * p.t.tile_n * p.act_floats * sizeof(float));
     const int copies = p.t.private_tables ? nth : 1;
     p.scales = p.tables + copies * p.table_bytes;
@@ -158,7 +158,7 @@ struct runner {
     }
 
     void build(const job & j, int64_t t0, int nt, int64_t b0, int64_t i) const {
-        const int64_t entries = info_of(w.kind).table_entries;
+        const int64_t entries = w.kind == layout::q2 ? info_of(w.kind).table_entries : table_entries(k, w.kind);
         int16_t * t = tables + i * entries * p.t.tile_n;
         float * s = ascale + i * p.t.tile_n * p.act_floats;
         if (w.kind == layout::q2) {

@@ -1,5 +1,6 @@
 #include "packed.h"
 
+#include "kernels.h"
 #include "veclut-types.h"
 
 #include "ggml-impl.h"
@@ -103,6 +104,7 @@ void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows
     const size_t block_size = ggml_type_size(t->type);
     uint8_t * codes  = const_cast<uint8_t *>(w.codes);
     float   * scales = const_cast<float *>(w.scales);
+    const uint8_t * code_map = active_kernels().i2_code_map;  // the kernels that will read them
     int8_t trits[VECLUT_QK];
     for (int64_t r = row0; r < row0 + nrows; ++r) {
         const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
@@ -113,7 +115,9 @@ void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows
             if (w.kind == layout::i2) {
                 veclut_block_i2_v blk;
                 veclut_i2_v_from_trits(trits, &blk);
-                memcpy(out, blk.qs, sizeof(blk.qs));
+                for (size_t i = 0; i < sizeof(blk.qs); ++i) {
+                    out[i] = code_map ? code_map[blk.qs[i]] : blk.qs[i];
+                }
             } else {
                 veclut_block_i1_v blk;
                 veclut_i1_v_from_trits(trits, &blk);
