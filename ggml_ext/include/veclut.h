@@ -22,6 +22,10 @@ const char * veclut_kernel_choice(void);
 // The CPU features veclut checks, as this CPU reports them at run time ("avx2 fma f16c").
 const char * veclut_cpu_features(void);
 
+// k floats (a multiple of 256) to Q8_K blocks as the active kernel set quantizes activations:
+// byte for byte ggml's quantize_row_q8_K for finite inputs (tests/test_q8_k.py).
+void veclut_quantize_row_q8_K(const float * x, void * y, int64_t k);
+
 // Name of the buffer type as ggml reports it (buffer lists, llama.cpp logs).
 #define VECLUT_BUFFER_TYPE_NAME "CPU_VECLUT"
 

@@ -6,6 +6,8 @@
 #include "cpu_features.h"
 #include "veclut.h"
 
+#include "ggml-cpu.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -182,6 +184,15 @@ extern "C" const char * veclut_kernel_choice(void) {
 
 extern "C" const char * veclut_active_kernel_set(void) {
     return veclut::active_kernels().name;
+}
+
+extern "C" void veclut_quantize_row_q8_K(const float * x, void * y, int64_t k) {
+    const veclut::kernel_set & set = veclut::active_kernels();
+    if (set.quantize_q8_K) {
+        set.quantize_q8_K(x, y, k);
+    } else {
+        ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(x, y, k);
+    }
 }
 
 extern "C" const char * veclut_cpu_features(void) {

@@ -49,6 +49,10 @@ struct kernel_set {
     // cheaper to split into digits.
     const uint8_t * i2_code_map = nullptr;
     int i2_group_entries = 81;
+
+    // Activations to Q8_K, byte for byte what ggml's quantize_row_q8_K writes (nullptr: ggml's,
+    // which on x86 is the scalar reference).
+    void (*quantize_q8_K)(const float * x, void * y, int64_t k) = nullptr;
 };
 
 // Table entries of one block as kernel set k lays them out (i2: 64 groups of i2_group_entries).

@@ -59,6 +59,57 @@ void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out)
     }
 }
 
+// Equal to quantize_row_q8_K_ref for finite inputs by construction (a NaN becomes -128 here, 0
+// there; both garbage): the same absmax (the first element of largest magnitude gives the sign;
+// NaNs are skipped, as its `ax > amax` skips them), the same float product iscale * x, and
+// round-to-nearest-even as its nearest_int; packs saturate at 127 as its MIN(127, v).
+void quantize_q8_K(const float * x, void * vy, int64_t k) {
+    auto * y = (block_q8_K *) vy;
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFFFFFF));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for (int64_t i = 0; i < k / QK_K; ++i, x += QK_K) {
+        __m256 vmax = _mm256_setzero_ps();
+        for (int j = 0; j < QK_K; j += 8) {
+            vmax = _mm256_max_ps(_mm256_and_ps(abs_mask, _mm256_loadu_ps(x + j)), vmax);  // NaN -> keeps vmax
+        }
+        __m128 m = _mm_max_ps(_mm256_castps256_ps128(vmax), _mm256_extractf128_ps(vmax, 1));
+        m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+        m = _mm_max_ss(m, _mm_movehdup_ps(m));
+        const float amax = _mm_cvtss_f32(m);
+        if (amax == 0.0f) {
+            std::memset(&y[i], 0, sizeof(block_q8_K));
+            continue;
+        }
+        int first = 0;
+        for (int j = 0; j < QK_K; j += 8) {
+            const int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_and_ps(abs_mask, _mm256_loadu_ps(x + j)),
+                                                             _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (hit) {
+                first = j + __builtin_ctz((unsigned) hit);
+                break;
+            }
+        }
+        const float iscale = -127.f / x[first];
+        const __m256 s = _mm256_set1_ps(iscale);
+        for (int j = 0; j < QK_K; j += 32) {
+            __m256i v[4];
+            for (int u = 0; u < 4; ++u) {
+                v[u] = _mm256_cvtps_epi32(_mm256_mul_ps(s, _mm256_loadu_ps(x + j + 8 * u)));
+            }
+            for (int u = 0; u < 4; u += 2) {  // two bsums of 16
+                const __m256i t = _mm256_add_epi32(v[u], v[u + 1]);
+                __m128i h = _mm_add_epi32(_mm256_castsi256_si128(t), _mm256_extracti128_si256(t, 1));
+                h = _mm_hadd_epi32(h, h);
+                h = _mm_hadd_epi32(h, h);
+                y[i].bsums[(j + 8 * u) / 16] = (int16_t) _mm_cvtsi128_si32(h);
+            }
+            const __m256i q = _mm256_packs_epi16(_mm256_packs_epi32(v[0], v[1]), _mm256_packs_epi32(v[2], v[3]));
+            _mm256_storeu_si256((__m256i *) (y[i].qs + j), _mm256_permutevar8x32_epi32(q, order));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
 namespace {
 
 // digits of 32 I2_V codes stored nibble-split (16h + l): d[0..4)
@@ -385,7 +436,7 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
 const kernel_set * avx2_kernels() {
     static const kernel_set set = {
         "avx2", TILE, LUT_MIN_N, x86::avx2_dot_nibbles, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare, ROWS,
-        NIBBLES.byte, I2_GROUP_ENTRIES,
+        NIBBLES.byte, I2_GROUP_ENTRIES, x86::quantize_q8_K,
     };
     return &set;
 }

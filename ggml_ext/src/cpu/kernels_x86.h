@@ -22,6 +22,9 @@ void avx2_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block
 void avx2_dot_nibbles(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K * const * acts,
                       const uint8_t * prep, size_t prep_stride, int nt, float * out, int64_t out_stride);
 
+// Q8_K activations as ggml's reference quantizer writes them, 8 floats at a time.
+void quantize_q8_K(const float * x, void * y, int64_t k);
+
 // Rows are K-contiguous, so one step's codes of consecutive rows lie a row apart, a stride the
 // hardware prefetcher does not follow: the LUT kernels fetch those of the row PREFETCH_ROWS ahead.
 constexpr int64_t PREFETCH_ROWS = 32;

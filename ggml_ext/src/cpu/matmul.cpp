@@ -255,7 +255,8 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     // MUL_MAT's positions are src1's rows, so each thread prepares the rows it quantized; a
     // MUL_MAT_ID's are known only after the routing (one more barrier).
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
-    const ggml_from_float_t to_q8 = ggml_get_type_traits_cpu(p.act_type)->from_float;
+    const ggml_from_float_t to_q8 = p.act_type == GGML_TYPE_Q8_K && k.quantize_q8_K ? k.quantize_q8_K
+                                                                                    : ggml_get_type_traits_cpu(p.act_type)->from_float;
     for (int64_t n = ith; n < p.rs.src_rows; n += nth) {
         to_q8(flat_row(src1, n), wdata + n * p.act_row, src0->ne[0]);
         if (p.prep_stride && !moe) {
