@@ -121,3 +121,10 @@ def test_bench_program_rotates_few_copies_over_many_repetitions(native_build, mi
 def test_missing_build_is_one_sentence(tmp_path):
     result = run_veclut("bench", "gemm", "--suite", "smoke", env={"VECLUT_BUILD_DIR": str(tmp_path)})
     assert result.returncode == 1 and "is missing; run `veclut build --profile native` first" in result.stderr
+
+
+def test_e2e_takes_one_thread_count_per_run(native_build, tmp_path):
+    result = run_veclut("bench", "e2e", "--suite", "smoke", "--threads", "1,2", "--out", str(tmp_path / "r"))
+    assert result.returncode == 1
+    assert "one thread count per report" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "r").exists()

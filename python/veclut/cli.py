@@ -91,6 +91,11 @@ def cmd_bench(args) -> int:
                                         threads["gemm"], args.reps or g["reps"])
     if args.what in ("e2e", "all"):
         e = dict(d["e2e"], **({"reps": args.reps} if args.reps else {}))
+        if args.what == "e2e" and args.threads:  # end to end runs one thread count per report
+            if len(args.threads) != 1:
+                raise VeclutError("end-to-end runs take one thread count per report; give `--threads N` "
+                                  "and run once per count")
+            e["threads"] = args.threads[0]
         types = args.type or e["types"]
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
         chosen = bench.pick_suites(args.suite, e["suites"])
@@ -189,7 +194,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--type", action="append", help="limit to this type (repeatable)")
     p.add_argument("--shape", action="append", help="limit GEMM to this MxK shape of the suites (repeatable)")
     p.add_argument("--tokens", type=lambda s: [int(x) for x in s.split(",")], help="GEMM token counts, e.g. 1,32,256")
-    p.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")], help="GEMM thread counts, e.g. 1,2")
+    p.add_argument("--threads", type=lambda s: [int(x) for x in s.split(",")],
+                   help="GEMM thread counts, e.g. 1,2; with `e2e`, the one thread count of the run")
     p.add_argument("--reps", type=int, help="repetitions per measurement (medians are reported)")
     p.add_argument("--seed", type=int, default=1, help="seed of the synthetic models (default 1)")
     p.add_argument("--profile", default="native", help="built profile to measure (default: native)")
