@@ -112,34 +112,32 @@ void quantize_q8_K(const float * x, void * vy, int64_t k) {
 
 namespace {
 
+// d[0], d[1] = the two base-3 digits of each byte of v (bytes below 9)
+inline void digits_below_9(__m256i v, __m256i * d) {
+    const __m256i mod3 = _mm256_setr_epi8(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0,
+                                          0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0);
+    const __m256i div3 = _mm256_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5,
+                                          0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
+    d[0] = _mm256_shuffle_epi8(mod3, v);
+    d[1] = _mm256_shuffle_epi8(div3, v);
+}
+
 // digits of 32 I2_V codes stored nibble-split (16h + l): d[0..4)
 inline void digits_nibbles(__m256i c, __m256i * d) {
-    const __m256i mod3 = _mm256_setr_epi8(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 0, 0, 0, 0, 0, 0);
-    const __m256i div3 = _mm256_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0,
-                                          0, 0, 0, 1, 1, 1, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0);
     const __m256i nibble = _mm256_set1_epi8(0x0F);
-    const __m256i l = _mm256_and_si256(c, nibble), h = _mm256_and_si256(_mm256_srli_epi16(c, 4), nibble);
-    d[0] = _mm256_shuffle_epi8(mod3, l);
-    d[1] = _mm256_shuffle_epi8(div3, l);
-    d[2] = _mm256_shuffle_epi8(mod3, h);
-    d[3] = _mm256_shuffle_epi8(div3, h);
+    digits_below_9(_mm256_and_si256(c, nibble), d);
+    digits_below_9(_mm256_and_si256(_mm256_srli_epi16(c, 4), nibble), d + 2);
 }
 
 // digits of 32 codes: d[0..D)
 template <int D>
 inline void digits(__m256i c, __m256i * d) {
-    const __m256i mod3 = _mm256_setr_epi8(0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0,
-                                          0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0, 1, 2, 0);
-    const __m256i div3 = _mm256_setr_epi8(0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5,
-                                          0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4, 5);
     const __m256i m9 = _mm256_set1_epi16(7282);
     const __m256i he = _mm256_mulhi_epu16(_mm256_and_si256(c, _mm256_set1_epi16(0xFF)), m9);
     const __m256i ho = _mm256_mulhi_epu16(_mm256_srli_epi16(c, 8), m9);
     __m256i h = _mm256_or_si256(he, _mm256_slli_epi16(ho, 8));  // code / 9 (<= 28)
     const __m256i l = _mm256_sub_epi8(c, _mm256_add_epi8(_mm256_slli_epi16(h, 3), h));  // h * 8 < 256: no spill
-    d[0] = _mm256_shuffle_epi8(mod3, l);
-    d[1] = _mm256_shuffle_epi8(div3, l);
+    digits_below_9(l, d);
     if constexpr (D == 5) {  // h up to 26 (28 for the bytes past a block, whose activations are 0)
         const __m256i ge9 = _mm256_cmpgt_epi8(h, _mm256_set1_epi8(8));
         const __m256i ge18 = _mm256_cmpgt_epi8(h, _mm256_set1_epi8(17));
@@ -147,8 +145,7 @@ inline void digits(__m256i c, __m256i * d) {
         d[4] = _mm256_sub_epi8(_mm256_setzero_si256(), _mm256_add_epi8(ge9, ge18));
         h = _mm256_sub_epi8(h, _mm256_add_epi8(_mm256_and_si256(ge9, nine), _mm256_and_si256(ge18, nine)));
     }
-    d[2] = _mm256_shuffle_epi8(mod3, h);
-    d[3] = _mm256_shuffle_epi8(div3, h);
+    digits_below_9(h, d + 2);
 }
 
 // NIBBLES: I2_V codes stored nibble-split (the AVX2 set's layout), else base-3 (the AVX-512 set's,
