@@ -78,6 +78,25 @@ def test_markdown_has_machine_tables_and_ratios():
     assert "400.0 [390.0–410.0]" in text and "![gemm-s.png](gemm-s.png)" in text
 
 
+def test_generation_rows_get_their_share_of_the_bandwidth_roofline(tmp_path):
+    pytest.importorskip("gguf")
+    m = {"vocab": 512, "hidden": 256}  # a Q4_K embedding of 512 x 256: 512 blocks of 144 bytes
+    assert bench.embedding_bytes(m, "q4_k") == 512 * 144
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"\0" * (512 * 144 + 10_000_000))  # 10 MB of weights a token reads
+    rows = [{**_row("I2_V", 500, 490, 510), "test": "tg128", "model": str(model)},
+            {**_row("I2_V", 900, 890, 910), "test": "pp512", "model": str(model)}]
+    bench.add_roofline(rows, {"s": {"model": m}}, {"token_embedding_type": "q4_k"}, read_gbs=10.0)
+    assert rows[0]["read_gbs"] == pytest.approx(5.0) and rows[0]["roofline"] == pytest.approx(0.5)
+    assert "roofline" not in rows[1]  # prefill is not bandwidth-bound
+    report = {"machine": {"cpu": "CPU X", "cores": 2, "features": [], "profile": "native", "kernels": "avx2",
+                          "veclut_commit": "abc", "llama_cpp_commit": "0c1e", "date": "today",
+                          "read_gbs": {"threads": 2, "gbs": 10.0}},
+              "command": "veclut bench e2e", "e2e": rows, "e2e_ratios": []}
+    text = markdown(report, [])
+    assert "read bandwidth 10.0 GB/s with 2 threads" in text and "I2_V tg128 50 % (5.0 GB/s)" in text
+
+
 @pytest.mark.build
 def test_tiny_run_of_the_whole_harness(native_build, tmp_path, monkeypatch):
     monkeypatch.setenv("VECLUT_CACHE_DIR", str(tmp_path / "cache"))

@@ -13,6 +13,8 @@
 //   TQ2_0, TQ1_0, Q4_0, Q2_0, Q2_K   upstream types in a plain CPU buffer (upstream's own kernels)
 // Output: one JSON line per measurement, GOPS = 2*M*K*N / time, and ratios of each new type
 // against its upstream counterpart (I2_V and TQ2_0+ vs TQ2_0, I1_V and TQ1_0+ vs TQ1_0).
+// --bandwidth instead measures the machine's read bandwidth with each thread count (the
+// roofline of a memory-bound decode): every thread sums its share of a 1 GiB buffer.
 
 #include "ggml.h"
 #include "ggml-alloc.h"
@@ -32,6 +34,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -66,6 +69,7 @@ struct options {
     double min_bytes = 96.0 * 1024 * 1024;
     double min_seconds = 0.1;  // each repetition lasts at least this long
     unsigned seed = 42;
+    bool bandwidth = false;
 };
 
 [[noreturn]] void usage(const char * why) {
@@ -73,6 +77,7 @@ struct options {
         "usage: bench-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...]\n"
         "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0,Q2_V,Q2_0+,Q2_K] [--reps R]\n"
         "                    [--min-mib MiB] [--min-seconds S] [--seed S]\n"
+        "       bench-veclut --bandwidth [--threads T,...] [--reps R]\n"
         "Environment: VECLUT_KERNELS, VECLUT_LUT_MIN_N, VECLUT_TILE_KB, VECLUT_ROW_CHUNK as for the library.\n", why);
     exit(2);
 }
@@ -98,6 +103,8 @@ options parse(int argc, char ** argv) {
             o.min_seconds = std::stod(next());
         } else if (a == "--seed") {
             o.seed = (unsigned) std::stoul(next());
+        } else if (a == "--bandwidth") {
+            o.bandwidth = true;
         } else if (a == "-h" || a == "--help") {
             usage("help");
         } else {
@@ -224,8 +231,43 @@ timing measure(ggml_backend_t cpu, const weight_set & ws, int64_t K, int64_t N, 
 
 }  // namespace
 
+// Read bandwidth in GB/s with nt threads, median of reps passes over a 1 GiB buffer (far past any
+// L3), each thread summing its contiguous share as 64-bit words (the compiler vectorises the sum).
+double read_bandwidth(int nt, int reps) {
+    const size_t words = (size_t) 1 << 27;  // 1 GiB
+    std::vector<uint64_t> buf(words, 1);     // written, so every page is backed before timing
+    std::vector<double> gbs;
+    for (int r = 0; r < reps; ++r) {
+        std::vector<uint64_t> sums(nt);
+        const auto t0 = std::chrono::steady_clock::now();
+        std::vector<std::thread> pool;
+        for (int t = 0; t < nt; ++t) {
+            pool.emplace_back([&, t] {
+                const uint64_t * p = buf.data() + words / nt * t;
+                uint64_t s = 0;
+                for (size_t i = 0; i < words / nt; ++i) s += p[i];
+                sums[t] = s;
+            });
+        }
+        for (auto & th : pool) th.join();
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        uint64_t total = 0;
+        for (uint64_t s : sums) total += s;
+        if (total != words / nt * nt) usage("bandwidth buffer read back wrong");  // keeps the sums alive
+        gbs.push_back((double) (words / nt * nt) * sizeof(uint64_t) / seconds / 1e9);
+    }
+    std::sort(gbs.begin(), gbs.end());
+    return gbs[gbs.size() / 2];
+}
+
 int main(int argc, char ** argv) {
     const options o = parse(argc, argv);
+    if (o.bandwidth) {
+        for (int nt : o.threads) {
+            printf("{\"read_gbs\": %.2f, \"threads\": %d}\n", read_bandwidth(nt, o.reps), nt);
+        }
+        return 0;
+    }
     ggml_backend_t cpu = ggml_backend_cpu_init();
     std::mt19937 rng(o.seed);
     fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", veclut_active_kernel_set(), veclut_kernel_sets());

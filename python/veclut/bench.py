@@ -152,8 +152,39 @@ def llama_bench(program: Path, model: Path, suite: str, label: str, env: dict, c
     for r in _llama_bench_json(result.stdout, program):
         test = f"pp{r['n_prompt']}" if r["n_prompt"] else f"tg{r['n_gen']}"
         rows.append({"suite": suite, "type": label, "test": test, "threads": cfg["threads"], "unit": "t/s",
-                     **_median_min_max(r["samples_ts"])})
+                     "model": str(model), **_median_min_max(r["samples_ts"])})
     return rows
+
+
+def read_bandwidth(profile: str, threads: int, reps: int = 5) -> float:
+    """The machine's read bandwidth in GB/s with `threads` threads (bench-veclut --bandwidth)."""
+    cmd = [str(_bin(profile, "bench-veclut")), "--bandwidth", "--threads", str(threads), "--reps", str(reps)]
+    with ui.status(f"read bandwidth, {threads} threads"):
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    lines = [json.loads(l) for l in result.stdout.splitlines() if l.startswith("{")]
+    if result.returncode != 0 or not lines:
+        raise VeclutError(f"bench-veclut --bandwidth failed ({_why(result)}); rebuild with `veclut build --profile {profile}`")
+    return lines[0]["read_gbs"]
+
+
+def embedding_bytes(m: dict, type_name: str) -> int:
+    """Bytes of a suite model's token embedding in `type_name` (a token reads one row of it)."""
+    from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    block, size = GGML_QUANT_SIZES[GGMLQuantizationType[type_name.upper()]]
+    return m["vocab"] * m["hidden"] // block * size
+
+
+def add_roofline(rows: list[dict], chosen: dict[str, dict], cfg: dict, read_gbs: float) -> None:
+    """Generation rows get the bandwidth they use and their share of the roofline: the weights one
+    token reads (the model file less its token embedding) times tokens/s, over the read bandwidth
+    measured with the same thread count."""
+    for r in rows:
+        if r["test"].startswith("tg") and "model" in r and r["suite"] in chosen:
+            per_token = Path(r["model"]).stat().st_size - embedding_bytes(chosen[r["suite"]]["model"],
+                                                                          cfg["token_embedding_type"])
+            r["read_gbs"] = per_token * r["median"] / 1e9
+            r["roofline"] = r["read_gbs"] / read_gbs
 
 
 def _jsonl_speeds(text: str) -> list[tuple[int, float]]:

@@ -20,6 +20,8 @@ def _machine_lines(m: dict) -> list[str]:
                      for k, v in threads.items())
     lines = [f"Machine: {cpu}, {m['cores']} logical CPUs ({', '.join(m['features'])}); "
              + (f"threads: {used}; " if used else "")
+             + (f"read bandwidth {m['read_gbs']['gbs']:.1f} GB/s with {m['read_gbs']['threads']} threads; "
+                if m.get("read_gbs") else "")
              + f"profile `{m['profile']}`, kernels `{m['kernels']}`; veclut {m['veclut_commit']}, "
              f"llama.cpp {m['llama_cpp_commit']}; {m['date']}.", ""]
     if m.get("flags"):
@@ -93,6 +95,11 @@ def markdown(report: dict, images: list[str]) -> str:
                          if (t, test) in rows else "" for t in types]
                 lines.append(f"| {test} | " + " | ".join(cells) + " |")
             lines.append("")
+            roof = [r for r in e2e if r["suite"] == suite and "roofline" in r]
+            if roof:
+                lines += ["Generation against the bandwidth roofline (weights read per token × tokens/s ÷ read "
+                          "bandwidth): " + "; ".join(f"{r['type']} {r['test']} {100 * r['roofline']:.0f} % "
+                                                     f"({r['read_gbs']:.1f} GB/s)" for r in roof) + ".", ""]
             lines += _ratio_table([r for r in report.get("e2e_ratios", []) if r["suite"] == suite], "speed-up")
             lines += _ratio_table([r for r in report.get("peer_ratios", []) if r["suite"] == suite], "veclut / peer")
     lines += _peer_lines(report)

@@ -108,6 +108,9 @@ def cmd_bench(args) -> int:
             rows, report["peers"][peer.name] = bench_peer.run(peer, chosen, types, e, args.seed)
             report["e2e"] += rows
             report["peer_ratios"] += bench_peer.peer_ratios(report["e2e"], peer)
+        gbs = bench.read_bandwidth(args.profile, e["threads"])
+        report["machine"]["read_gbs"] = {"threads": e["threads"], "gbs": gbs}
+        bench.add_roofline(report["e2e"], chosen, e, gbs)
     if args.compare:
         report["regressions"] = bench.compare_with(args.compare, report)
     bench.write_report(args.out, report)
