@@ -78,8 +78,9 @@ def test_markdown_has_machine_tables_and_ratios():
     assert "400.0 [390.0–410.0]" in text and "![gemm-s.png](gemm-s.png)" in text
 
 
-def test_generation_rows_get_their_share_of_the_bandwidth_roofline(tmp_path):
-    pytest.importorskip("gguf")
+@pytest.mark.build
+def test_generation_rows_get_their_share_of_the_bandwidth_roofline(native_build, tmp_path):
+    # native_build: gguf (the block sizes) is the patched tree's, installed by the build
     m = {"vocab": 512, "hidden": 256}  # a Q4_K embedding of 512 x 256: 512 blocks of 144 bytes
     assert bench.embedding_bytes(m, "q4_k") == 512 * 144
     model = tmp_path / "m.gguf"
