@@ -14,7 +14,6 @@ import pytest
 pytestmark = pytest.mark.build
 
 QK_K = 256
-BLOCK_Q8_K = 4 + QK_K + 2 * 16  # float d, int8 qs[256], int16 bsums[16]
 
 
 def _rows() -> np.ndarray:
@@ -49,7 +48,6 @@ for fn in (base.quantize_row_q8_K_ref, cpu.veclut_quantize_row_q8_K):
         fn(rows[r].ctypes.data, got[r].ctypes.data, k)
     out.append(got)
 np.save(path, np.stack(out))
-
 """
 
 

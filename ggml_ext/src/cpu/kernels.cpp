@@ -100,13 +100,13 @@ std::string join(const std::vector<std::string> & names) {
 
 struct choice {
     std::vector<const kernel_set *> runnable;  // best first
-    std::string compiled;                      // names, comma-separated
+    std::string runnable_names, compiled;      // names, comma-separated
     std::string reason;                        // one line: why the best runnable set is the one
 };
 
 choice survey() {
     choice c;
-    std::vector<std::string> compiled, skipped;
+    std::vector<std::string> runnable, compiled, skipped;
     for (const candidate & k : candidates()) {
         if (k.set == nullptr) {
             continue;
@@ -115,10 +115,12 @@ choice survey() {
         const feature_mask missing = k.needs & ~cpu_features();
         if (missing == 0) {
             c.runnable.push_back(k.set);
+            runnable.push_back(k.set->name);
         } else {
             skipped.push_back(std::string(k.set->name) + " (this CPU lacks " + feature_list(missing) + ")");
         }
     }
+    c.runnable_names = join(runnable);
     c.compiled = join(compiled);
     c.reason = "best compiled-in set this CPU runs";
     for (const std::string & s : skipped) {
@@ -138,15 +140,13 @@ const kernel_set & choose() {
     if (wanted == nullptr || *wanted == '\0') {
         return *c.runnable.front();  // scalar is always runnable
     }
-    std::vector<std::string> names;
     for (const kernel_set * k : c.runnable) {
         if (std::strcmp(k->name, wanted) == 0) {
             return *k;
         }
-        names.push_back(k->name);
     }
     std::fprintf(stderr, "veclut: VECLUT_KERNELS=%s is not a kernel set this build and CPU can run (compiled in: %s; %s); "
-                 "choose one of %s or unset it\n", wanted, c.compiled.c_str(), c.reason.c_str(), join(names).c_str());
+                 "choose one of %s or unset it\n", wanted, c.compiled.c_str(), c.reason.c_str(), c.runnable_names.c_str());
     std::exit(1);
 }
 
@@ -157,17 +157,14 @@ const kernel_set & active_kernels() {
     return k;
 }
 
+ggml_from_float_t q8_K_quantizer(const kernel_set & k) {
+    return k.quantize_q8_K ? k.quantize_q8_K : ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float;
+}
+
 }  // namespace veclut
 
 extern "C" const char * veclut_kernel_sets(void) {
-    static const std::string names = [] {
-        std::vector<std::string> out;
-        for (const veclut::kernel_set * k : veclut::surveyed().runnable) {
-            out.push_back(k->name);
-        }
-        return veclut::join(out);
-    }();
-    return names.c_str();
+    return veclut::surveyed().runnable_names.c_str();
 }
 
 extern "C" const char * veclut_kernel_sets_compiled(void) {
@@ -187,12 +184,7 @@ extern "C" const char * veclut_active_kernel_set(void) {
 }
 
 extern "C" void veclut_quantize_row_q8_K(const float * x, void * y, int64_t k) {
-    const veclut::kernel_set & set = veclut::active_kernels();
-    if (set.quantize_q8_K) {
-        set.quantize_q8_K(x, y, k);
-    } else {
-        ggml_get_type_traits_cpu(GGML_TYPE_Q8_K)->from_float(x, y, k);
-    }
+    veclut::q8_K_quantizer(veclut::active_kernels())(x, y, k);
 }
 
 extern "C" const char * veclut_cpu_features(void) {

@@ -4,6 +4,8 @@
 
 #include "packed.h"
 
+#include "ggml-cpu.h"  // ggml_from_float_t
+
 #ifndef GGML_COMMON_DECL
 #define GGML_COMMON_DECL_CPP
 #endif
@@ -40,8 +42,8 @@ struct kernel_set {
     size_t (*dot_prep_bytes)(layout kind, int64_t blocks);
     void (*dot_prepare)(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out);
 
-    // rows per vector-LUT call (tiles::row_chunk) the lookups need to reuse their tables; 0: 16
-    int lut_rows = 0;
+    // rows per vector-LUT call (tiles::row_chunk) the lookups need to reuse their tables
+    int lut_rows = 16;
 
     // I2_V codes as this set stores them: repack writes i2_code_map[code] for each base-3 code
     // (nullptr: the code itself), and its 4-trit tables are indexed by that byte, so one group's
@@ -59,6 +61,9 @@ struct kernel_set {
 inline int64_t table_entries(const kernel_set & k, layout kind) {
     return kind == layout::i2 ? 64 * (int64_t) k.i2_group_entries : info_of(kind).table_entries;
 }
+
+// What turns activation rows into Q8_K for kernel set k: its own quantizer, or ggml's.
+ggml_from_float_t q8_K_quantizer(const kernel_set & k);
 
 const kernel_set & scalar_kernels();
 // SIMD sets: nullptr when this build was not compiled for the ISA.

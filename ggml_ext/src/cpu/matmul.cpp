@@ -59,7 +59,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     work_layout p;
     const q2_kernel_set & k2 = q2_kernels_for(k);
-    p.t    = q2 ? choose_tiles(k2.tile_n, k2.lut_min_n, kind, blocks) : choose_tiles(k, kind, blocks);
+    p.t    = q2 ? choose_tiles(k2.tile_n, k2.lut_min_n, kind, blocks, table_entries(k, kind)) : choose_tiles(k, kind, blocks);
     p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
     p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);
     p.act_floats = q2 ? Q2_ACT_FLOATS : 1;
@@ -78,7 +78,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     p.route  = p.prep + p.rs.positions * p.prep_stride;  // src_index[positions], count[matrices + 1], njobs
     p.jobs   = p.route + align64((p.rs.positions + p.rs.matrices + 2) * sizeof(int64_t));
     p.tables = p.jobs + align64(p.rs.matrices * sizeof(job));
-    p.table_bytes = align64(p.t.kb * (q2 ? info_of(kind).table_entries : table_entries(k, kind)) * p.t.tile_n * sizeof(int16_t));
+    p.table_bytes = align64(p.t.kb * table_entries(k, kind) * p.t.tile_n * sizeof(int16_t));
     p.scale_bytes = align64(p.t.kb * p.t.tile_n * p.act_floats * sizeof(float));
     const int copies = p.t.private_tables ? nth : 1;
     p.scales = p.tables + copies * p.table_bytes;
@@ -158,7 +158,7 @@ struct runner {
     }
 
     void build(const job & j, int64_t t0, int nt, int64_t b0, int64_t i) const {
-        const int64_t entries = w.kind == layout::q2 ? info_of(w.kind).table_entries : table_entries(k, w.kind);
+        const int64_t entries = table_entries(k, w.kind);
         int16_t * t = tables + i * entries * p.t.tile_n;
         float * s = ascale + i * p.t.tile_n * p.act_floats;
         if (w.kind == layout::q2) {
@@ -255,8 +255,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
     // MUL_MAT's positions are src1's rows, so each thread prepares the rows it quantized; a
     // MUL_MAT_ID's are known only after the routing (one more barrier).
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
-    const ggml_from_float_t to_q8 = p.act_type == GGML_TYPE_Q8_K && k.quantize_q8_K ? k.quantize_q8_K
-                                                                                    : ggml_get_type_traits_cpu(p.act_type)->from_float;
+    const ggml_from_float_t to_q8 = p.act_type == GGML_TYPE_Q8_K ? q8_K_quantizer(k) : ggml_get_type_traits_cpu(p.act_type)->from_float;
     for (int64_t n = ith; n < p.rs.src_rows; n += nth) {
         to_q8(flat_row(src1, n), wdata + n * p.act_row, src0->ne[0]);
         if (p.prep_stride && !moe) {
