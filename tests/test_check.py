@@ -37,6 +37,17 @@ def test_unbuilt_profile_is_one_sentence(tmp_path, monkeypatch):
         check.kernel_rows("avx2", quick=True)
 
 
+def test_profile_this_cpu_cannot_run_is_one_sentence(tmp_path, monkeypatch):
+    from veclut import cpuinfo
+
+    monkeypatch.setenv("VECLUT_BUILD_DIR", str(tmp_path))
+    (tmp_path / "avx512" / "bin").mkdir(parents=True)
+    (tmp_path / "avx512" / "bin" / "test-veclut").write_text("")  # built, as far as check can tell
+    monkeypatch.setattr(cpuinfo, "features", lambda: {name: name == "AVX2" for name in cpuinfo.FEATURES})
+    with pytest.raises(VeclutError, match=r"profile avx512 was compiled for AVX-512, .* which this CPU .* lacks"):
+        check.kernel_rows("avx512", quick=True)
+
+
 def test_unknown_profile_via_cli():
     result = run_veclut("check", "--profile", "nope")
     assert result.returncode == 1 and "unknown build profile 'nope'" in result.stderr
