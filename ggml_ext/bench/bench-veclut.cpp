@@ -1,12 +1,8 @@
 // bench-veclut: GEMM speed of veclut's kernels against upstream's, measured in one run.
 //
 // For every shape (M x K) x token count N x thread count, and every type, it times y = W x on
-// ggml's CPU backend. The weights are rotated through enough copies (each a separate tensor) that
-// their total exceeds --min-mib (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT
-// streams its weights from DRAM as in a real model; a repetition runs a window of consecutive
-// copies (all of them for a fast MUL_MAT, one when one MUL_MAT lasts --min-seconds) and the time
-// of one MUL_MAT is the window's time divided by its copies. Repeated --reps times: median, min,
-// max. Every configuration measures all types back to back. Types:
+// ggml's CPU backend, weights streamed from DRAM (gemm-timing.h, shared with bench-peer-gemm).
+// Every configuration measures all types back to back. Types:
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
 //   Q2_V, Q2_0+       the 2-bit type and upstream Q2_0 in veclut's buffer
@@ -17,36 +13,27 @@
 // roofline of a memory-bound decode): every thread sums its share of a 1 GiB buffer.
 
 #include "ggml.h"
-#include "ggml-alloc.h"
 #include "ggml-backend.h"
 #include "ggml-cpu.h"
 #include "veclut.h"
-#include "../tools/arg-lists.h"
+#include "gemm-timing.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <map>
-#include <memory>
-#include <random>
-#include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace {
 
-struct type_spec {
-    std::string name;
-    ggml_type   type;
-    bool        veclut_buffer;
-    std::string baseline;  // name of the upstream type it is compared with ("" if none)
+struct named_type {
+    const char * name;
+    ggml_type    type;
+    bool         veclut_buffer;
+    const char * baseline;  // the upstream type it is compared with ("" if none)
 };
 
-const std::vector<type_spec> TYPES = {
+const named_type TYPES[] = {
     {"I2_V", GGML_TYPE_I2_V, true, "TQ2_0"},
     {"I1_V", GGML_TYPE_I1_V, true, "TQ1_0"},
     {"TQ2_0+", GGML_TYPE_TQ2_0, true, "TQ2_0"},
@@ -60,275 +47,37 @@ const std::vector<type_spec> TYPES = {
     {"Q2_K", GGML_TYPE_Q2_K, false, ""},
 };
 
-struct options {
-    std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {14336, 4096}};
-    std::vector<int64_t> tokens = {1, 8, 32, 256};
-    std::vector<int> threads = {1, 2};
-    std::vector<std::string> types = {"I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"};
-    int reps = 7;
-    double min_bytes = 96.0 * 1024 * 1024;
-    double min_seconds = 0.1;  // each repetition lasts at least this long
-    unsigned seed = 42;
-    bool bandwidth = false;
-};
+gemm_timing::type_spec resolve(const std::string & name) {
+    for (const auto & t : TYPES) {
+        if (name == t.name) {
+            return {t.type, t.veclut_buffer ? ggml_backend_veclut_buffer_type() : ggml_backend_cpu_buffer_type(), t.baseline};
+        }
+    }
+    return {GGML_TYPE_COUNT, nullptr, ""};
+}
 
-[[noreturn]] void usage(const char * why) {
+void usage(const char * why) {
     fprintf(stderr, "bench-veclut: %s\n"
         "usage: bench-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...]\n"
         "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0,Q2_V,Q2_0+,Q2_K] [--reps R]\n"
-        "                    [--min-mib MiB] [--min-seconds S] [--seed S]\n"
+        "                    [--min-mib MiB] [--min-seconds S] [--seed S] [--cpu-time]\n"
         "       bench-veclut --bandwidth [--threads T,...] [--reps R]\n"
+        "--cpu-time: time by CPU time instead of wall time (A/B comparisons while other programs run).\n"
         "Environment: VECLUT_KERNELS, VECLUT_LUT_MIN_N, VECLUT_TILE_KB, VECLUT_ROW_CHUNK as for the library.\n", why);
     exit(2);
 }
 
-options parse(int argc, char ** argv) {
-    options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto next = [&]() -> std::string { if (i + 1 >= argc) usage(("missing value for " + a).c_str()); return argv[++i]; };
-        if (a == "--shapes") {
-            o.shapes = veclut_args::shapes(next());
-        } else if (a == "--tokens") {
-            o.tokens = veclut_args::int64s(next());
-        } else if (a == "--threads") {
-            o.threads = veclut_args::ints(next());
-        } else if (a == "--types") {
-            o.types = veclut_args::strings(next());
-        } else if (a == "--reps") {
-            o.reps = std::stoi(next());
-        } else if (a == "--min-mib") {
-            o.min_bytes = std::stod(next()) * 1024 * 1024;
-        } else if (a == "--min-seconds") {
-            o.min_seconds = std::stod(next());
-        } else if (a == "--seed") {
-            o.seed = (unsigned) std::stoul(next());
-        } else if (a == "--bandwidth") {
-            o.bandwidth = true;
-        } else if (a == "-h" || a == "--help") {
-            usage("help");
-        } else {
-            usage(("unknown argument " + a).c_str());
-        }
-    }
-    for (const auto & s : o.shapes) {
-        if (s.first < 1 || s.second < 256 || s.second % 256 != 0) usage("shapes are MxK with M >= 1 and K a positive multiple of 256");
-    }
-    for (const auto & t : o.types) {
-        if (std::none_of(TYPES.begin(), TYPES.end(), [&](const type_spec & s) { return s.name == t; })) {
-            usage(("unknown type " + t).c_str());
-        }
-    }
-    if (o.reps < 1) usage("--reps must be >= 1");
-    return o;
-}
-
-const type_spec & spec_of(const std::string & name) {
-    for (const auto & s : TYPES) {
-        if (s.name == name) return s;
-    }
-    usage(("unknown type " + name).c_str());
-}
-
-// Weight copies of one type: `copies` tensors holding the same quantized data.
-struct weight_set {
-    ggml_context * ctx = nullptr;
-    ggml_backend_buffer_t buf = nullptr;
-    std::vector<ggml_tensor *> copies;
-    size_t bytes = 0;  // of one copy as ggml stores it (file size)
-    weight_set() = default;
-    weight_set(const weight_set &) = delete;
-    ~weight_set() { if (buf) ggml_backend_buffer_free(buf); if (ctx) ggml_free(ctx); }
-};
-
-void make_weights(weight_set & ws, const type_spec & t, int64_t M, int64_t K, const std::vector<float> & w, double min_bytes) {
-    const size_t row = ggml_row_size(t.type, K);
-    ws.bytes = row * M;
-    const int n = std::max(2, (int) std::ceil(min_bytes / (double) ws.bytes));
-    std::vector<uint8_t> q(ws.bytes);
-    ggml_quantize_chunk(t.type, w.data(), q.data(), 0, M, K, nullptr);
-    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1), nullptr, true};
-    ws.ctx = ggml_init(ip);
-    for (int i = 0; i < n; ++i) {
-        ws.copies.push_back(ggml_new_tensor_2d(ws.ctx, t.type, K, M));
-    }
-    ws.buf = ggml_backend_alloc_ctx_tensors_from_buft(ws.ctx, t.veclut_buffer ? ggml_backend_veclut_buffer_type()
-                                                                              : ggml_backend_cpu_buffer_type());
-    if (ws.buf == nullptr) {
-        fprintf(stderr, "bench-veclut: cannot allocate %d copies of %s %lldx%lld\n", n, t.name.c_str(), (long long) M, (long long) K);
-        exit(1);
-    }
-    for (ggml_tensor * c : ws.copies) {
-        ggml_backend_tensor_set(c, q.data(), 0, q.size());
-    }
-}
-
-struct timing {
-    double median, min, max;  // seconds per MUL_MAT
-};
-
-// One MUL_MAT node per weight copy, all on the same activations; graphs over consecutive windows
-// of `use` copies, run in turn, so a window's weights were last read a whole rotation (> L3) ago
-// and come from DRAM. `use` is as many copies as one run needs to last min_seconds: every copy
-// for a fast MUL_MAT (decode), a single one when one MUL_MAT alone takes that long, which keeps
-// a large-N configuration from running every copy per repetition.
-timing measure(ggml_backend_t cpu, const weight_set & ws, int64_t K, int64_t N, const options & o, std::mt19937 & rng) {
-    const int n = (int) ws.copies.size();
-    // graphs: the warm-up and timing windows of one copy, then at most one per window (<= n)
-    ggml_init_params ip = {ggml_tensor_overhead() * (n + 1) + (n + 2) * ggml_graph_overhead_custom(n + 1, false), nullptr, true};
-    ggml_context * ctx = ggml_init(ip);
-    ggml_tensor * x = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, K, N);
-    std::vector<ggml_tensor *> products;
-    for (ggml_tensor * w : ws.copies) {
-        products.push_back(ggml_mul_mat(ctx, w, x));
-    }
-    ggml_backend_buffer_t buf = ggml_backend_alloc_ctx_tensors(ctx, cpu);
-    ggml_backend_buffer_clear(buf, 0);  // every output page faulted in now, not inside a timed run
-    std::vector<float> xv(K * N);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float & v : xv) v = normal(rng);
-    ggml_backend_tensor_set(x, xv.data(), 0, xv.size() * sizeof(float));
-
-    auto window = [&](int first, int use) {
-        ggml_cgraph * gf = ggml_new_graph_custom(ctx, use + 1, false);
-        for (int i = 0; i < use; ++i) {
-            ggml_build_forward_expand(gf, products[(first + i) % n]);
-        }
-        return gf;
-    };
-    auto run = [&](ggml_cgraph * gf) {
-        if (ggml_backend_graph_compute(cpu, gf) != GGML_STATUS_SUCCESS) {
-            fprintf(stderr, "bench-veclut: graph compute failed\n");
-            exit(1);
-        }
-    };
-    using clock = std::chrono::steady_clock;
-    run(window(0, 1));  // warm-up: work buffer, thread pool, page faults
-    const auto t0 = clock::now();
-    run(window(1, 1));
-    const double once = std::chrono::duration<double>(clock::now() - t0).count();
-    const int use = std::clamp((int) std::ceil(o.min_seconds / std::max(once, 1e-9)), 1, n);
-    const int iters = std::max(1, (int) std::ceil(o.min_seconds / std::max(once * use, 1e-9)));
-    const int windows = (n + use - 1) / use;
-    std::vector<ggml_cgraph *> graphs;
-    for (int i = 0; i < std::min(windows, o.reps); ++i) {
-        graphs.push_back(window(2 + i * use, use));
-    }
-    std::vector<double> per_op;
-    for (int r = 0; r < o.reps; ++r) {
-        ggml_cgraph * gf = graphs[r % graphs.size()];
-        const auto s = clock::now();
-        for (int i = 0; i < iters; ++i) run(gf);
-        per_op.push_back(std::chrono::duration<double>(clock::now() - s).count() / iters / use);
-    }
-    std::sort(per_op.begin(), per_op.end());
-    ggml_backend_buffer_free(buf);
-    ggml_free(ctx);
-    const size_t m = per_op.size();
-    const double median = m % 2 ? per_op[m / 2] : 0.5 * (per_op[m / 2 - 1] + per_op[m / 2]);
-    return {median, per_op.front(), per_op.back()};
-}
-
 }  // namespace
 
-// Read bandwidth in GB/s with nt threads, median of reps passes over a 1 GiB buffer (far past any
-// L3), each thread summing its contiguous share as 64-bit words (the compiler vectorises the sum).
-double read_bandwidth(int nt, int reps) {
-    const size_t words = (size_t) 1 << 27;  // 1 GiB
-    std::vector<uint64_t> buf(words, 1);     // written, so every page is backed before timing
-    std::vector<double> gbs;
-    for (int r = 0; r < reps; ++r) {
-        std::vector<uint64_t> sums(nt);
-        const auto t0 = std::chrono::steady_clock::now();
-        std::vector<std::thread> pool;
-        for (int t = 0; t < nt; ++t) {
-            pool.emplace_back([&, t] {
-                const uint64_t * p = buf.data() + words / nt * t;
-                uint64_t s = 0;
-                for (size_t i = 0; i < words / nt; ++i) s += p[i];
-                sums[t] = s;
-            });
-        }
-        for (auto & th : pool) th.join();
-        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        uint64_t total = 0;
-        for (uint64_t s : sums) total += s;
-        if (total != words / nt * nt) usage("bandwidth buffer read back wrong");  // keeps the sums alive
-        gbs.push_back((double) (words / nt * nt) * sizeof(uint64_t) / seconds / 1e9);
-    }
-    std::sort(gbs.begin(), gbs.end());
-    return gbs[gbs.size() / 2];
-}
-
 int main(int argc, char ** argv) {
-    const options o = parse(argc, argv);
+    gemm_timing::program = "bench-veclut";
+    gemm_timing::options o = gemm_timing::parse(argc, argv, resolve, usage);
     if (o.bandwidth) {
-        for (int nt : o.threads) {
-            printf("{\"read_gbs\": %.2f, \"threads\": %d}\n", read_bandwidth(nt, o.reps), nt);
-        }
+        gemm_timing::print_bandwidth(o);
         return 0;
     }
-    ggml_backend_t cpu = ggml_backend_cpu_init();
-    std::mt19937 rng(o.seed);
+    if (o.types.empty()) o.types = {"I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"};
     fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", veclut_active_kernel_set(), veclut_kernel_sets());
-
-    for (const auto & shape : o.shapes) {
-        const int64_t M = shape.first, K = shape.second;
-        // random ternary weights with one fp16-exact scale per 256-block (every type holds them)
-        std::vector<float> w(M * K);
-        {
-            std::uniform_int_distribution<int> trit(-1, 1);
-            std::uniform_real_distribution<float> scale(0.005f, 0.05f);
-            for (int64_t i = 0; i < M * K; i += 256) {
-                const float d = ggml_fp16_to_fp32(ggml_fp32_to_fp16(scale(rng)));
-                for (int j = 0; j < 256; ++j) w[i + j] = (float) trit(rng) * d;
-            }
-        }
-        // all types' weights first, then each configuration measures every type back to back, so
-        // a change in machine load between configurations does not skew the ratios
-        std::map<std::string, std::unique_ptr<weight_set>> sets;
-        for (const auto & name : o.types) {
-            sets[name] = std::make_unique<weight_set>();
-            make_weights(*sets[name], spec_of(name), M, K, w, o.min_bytes);
-        }
-        // results[type][threads][N]: per-MUL_MAT median seconds, for the ratios
-        std::map<std::string, std::map<int, std::map<int64_t, timing>>> results;
-        for (int nt : o.threads) {
-            ggml_backend_cpu_set_n_threads(cpu, nt);
-            for (int64_t N : o.tokens) {
-                for (const auto & name : o.types) {
-                    const weight_set & ws = *sets[name];
-                    const timing tm = measure(cpu, ws, K, N, o, rng);
-                    results[name][nt][N] = tm;
-                    const double ops = 2.0 * (double) M * (double) K * (double) N;
-                    printf("{\"type\": \"%s\", \"M\": %lld, \"K\": %lld, \"N\": %lld, \"threads\": %d, \"copies\": %zu, "
-                           "\"bytes_per_copy\": %zu, \"ms_median\": %.4f, \"ms_min\": %.4f, \"ms_max\": %.4f, "
-                           "\"gops\": %.1f, \"gops_min\": %.1f, \"gops_max\": %.1f, \"weight_gbs\": %.1f}\n",
-                           name.c_str(), (long long) M, (long long) K, (long long) N, nt, ws.copies.size(), ws.bytes,
-                           tm.median * 1e3, tm.min * 1e3, tm.max * 1e3, ops / tm.median * 1e-9, ops / tm.max * 1e-9,
-                           ops / tm.min * 1e-9, (double) ws.bytes / tm.median * 1e-9);
-                    fflush(stdout);
-                }
-            }
-        }
-        // ratios against the upstream counterpart measured in this run
-        for (const auto & name : o.types) {
-            const type_spec & t = spec_of(name);
-            if (t.baseline.empty() || results.find(t.baseline) == results.end()) continue;
-            for (int nt : o.threads) {
-                for (int64_t N : o.tokens) {
-                    const timing & mine = results[name][nt][N];
-                    const timing & base = results[t.baseline][nt][N];
-                    const double ops = 2.0 * (double) M * (double) K * (double) N;
-                    printf("{\"ratio\": \"%s/%s\", \"M\": %lld, \"K\": %lld, \"N\": %lld, \"threads\": %d, "
-                           "\"gops\": %.1f, \"baseline_gops\": %.1f, \"speedup\": %.2f}\n",
-                           name.c_str(), t.baseline.c_str(), (long long) M, (long long) K, (long long) N, nt,
-                           ops / mine.median * 1e-9, ops / base.median * 1e-9, base.median / mine.median);
-                }
-            }
-        }
-        fflush(stdout);
-    }
-    ggml_backend_free(cpu);
+    gemm_timing::run(o, resolve);
     return 0;
 }
