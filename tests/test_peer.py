@@ -51,7 +51,7 @@ def test_unknown_peer_is_one_sentence():
         load_peer("nope")
 
 
-@pytest.mark.parametrize("args, words", [(["gemm", "--peer", "ik_llama"], "--peer measures end to end only"),
+@pytest.mark.parametrize("args, words", [(["gemm", "--peer", "nope"], "unknown peer runtime 'nope'"),
                                          (["e2e", "--peer", "nope"], "unknown peer runtime 'nope'")])
 def test_bench_refuses_a_peer_it_cannot_measure_before_measuring(args, words, capsys):
     assert main(["bench", *args]) == 1

@@ -75,8 +75,11 @@ def machine(profile: str) -> dict:
             "llama_cpp_commit": load_upstream().llama_cpp_commit[:10], "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
-def run_gemm(profile: str, chosen: dict[str, dict], types: list[str], tokens: list[int], threads: list[int], reps: int) -> list[dict]:
-    program = _bin(profile, "bench-veclut")
+def run_gemm(profile: str, chosen: dict[str, dict], types: list[str], tokens: list[int], threads: list[int], reps: int,
+             program: Path | None = None, label=lambda name: name) -> list[dict]:
+    """bench-veclut's rows for every chosen suite (or another program's that measures the same way,
+    bench-peer-gemm, whose type names `label` turns into report labels)."""
+    program = program or _bin(profile, "bench-veclut")
     rows = []
     for name, suite in chosen.items():
         cmd = [str(program), "--shapes", ",".join(suite["gemm_shapes"]), "--tokens", ",".join(map(str, tokens)),
@@ -84,11 +87,13 @@ def run_gemm(profile: str, chosen: dict[str, dict], types: list[str], tokens: li
         with ui.status(f"GEMM {suite['name']}: {len(suite['gemm_shapes'])} shapes x {len(tokens)} N x {len(threads)} threads"):
             result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
-            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise VeclutError(f"bench-veclut failed on suite {name} ({tail})")
+            raise VeclutError(f"{program.name} failed on suite {name} ({_why(result)})")
         for line in result.stdout.splitlines():
             if line.startswith("{"):
-                rows.append({**json.loads(line), "suite": name})
+                row = json.loads(line)
+                if "type" in row:
+                    row["type"] = label(row["type"])
+                rows.append({**row, "suite": name})
     return rows
 
 

@@ -6,10 +6,10 @@ the reason, beside veclut's rows; it never stops the benchmark."""
 from pathlib import Path
 
 from . import atomic, ui
-from .bench import batched_bench, llama_bench, ratios
+from .bench import batched_bench, llama_bench, ratios, run_gemm
 from .config import Peer
 from .errors import VeclutError
-from .peer import ensure_built, peer_root
+from .peer import ensure_built, gemm_program, peer_root
 from .synth import ensure_base, ensure_type
 
 
@@ -78,3 +78,53 @@ def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict,
 def peer_ratios(rows: list[dict], peer: Peer) -> list[dict]:
     """veclut / peer for every compared pair measured in the same run (I2_V / ik:IQ2_BN_R4, ...)."""
     return ratios(rows, {t: [row_label(peer, p) for p in peers] for t, peers in peer.compare.items()})
+
+
+def run_gemm_rows(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], tokens: list[int], threads: list[int],
+                  reps: int, build=gemm_program) -> tuple[list[dict], dict]:
+    """(GEMM rows labelled '<label>:<type>', the report's entry for the peer): bench-veclut's
+    measurement (same weights, rotation, timing) on the peer's kernels, by bench-peer-gemm."""
+    info = describe(peer)
+    try:
+        program = build(peer)
+    except (VeclutError, OSError) as err:
+        ui.info(f"peer {peer.name} GEMM will be reported missing: {err}")
+        return [], {**info, "status": "missing", "reason": str(err)}
+    rows, failed = [], {}
+    for name, suite in chosen.items():
+        try:
+            rows += run_gemm("", {name: suite}, peer_types(peer, veclut_types), tokens, threads, reps, program,
+                             label=lambda t: row_label(peer, t))
+        except (VeclutError, OSError) as err:
+            ui.info(f"{peer.name} GEMM on {name} will be reported missing: {err}")
+            failed[f"{name} GEMM"] = str(err)
+    if not rows:
+        return [], {**info, "status": "missing", "reason": "; ".join(failed.values()) or "no type was measured",
+                    "failed": failed}
+    return rows, {**info, "status": "measured", "failed": failed}
+
+
+def gemm_ratios(rows: list[dict], peer: Peer) -> list[dict]:
+    """Ratio lines 'I2_V/ik:IQ2_BN_R4' (veclut time over the peer's, as bench-veclut writes its own)
+    for every configuration both measured in the same run."""
+    speed = {(r["suite"], r["type"], r["M"], r["K"], r["N"], r["threads"]): r["gops"] for r in rows if "type" in r}
+    out = []
+    for (suite, type_name, M, K, N, threads), gops in speed.items():
+        for other in peer.compare.get(type_name, ()):
+            label = row_label(peer, other)
+            base = speed.get((suite, label, M, K, N, threads))
+            if base:
+                out.append({"ratio": f"{type_name}/{label}", "suite": suite, "M": M, "K": K, "N": N, "threads": threads,
+                            "gops": gops, "baseline_gops": base, "speedup": gops / base})
+    return out
+
+
+def merge_status(parts: dict[str, dict]) -> dict:
+    """One report entry for a peer measured in several parts ({"GEMM": entry, "end to end": entry}):
+    measured if any part was, with the reasons of the parts that were not among its failures."""
+    entries = list(parts.values())
+    failed = {k: v for e in entries for k, v in (e.get("failed") or {}).items()}
+    missing = {part: e["reason"] for part, e in parts.items() if e["status"] != "measured"}
+    if len(missing) == len(parts):
+        return {**entries[0], "reason": "; ".join(missing.values()), "failed": failed}
+    return {**entries[0], "status": "measured", "failed": {**failed, **missing}}

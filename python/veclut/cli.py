@@ -71,13 +71,12 @@ def cmd_check(args) -> int:
 def cmd_bench(args) -> int:
     import shlex
 
-    from . import bench, bench_peer
+    from . import bench, bench_peer, bench_targets
     from .config import load_peer
 
     peers = [load_peer(name) for name in args.peer or []]  # a wrong name fails before anything runs
-    if peers and args.what == "gemm":
-        raise VeclutError("--peer measures end to end only; use it with `veclut bench e2e` or `veclut bench all`")
     d = bench.defaults()
+    peer_parts = {peer.name: {} for peer in peers}  # part measured ("GEMM", "end to end") -> report entry
     report = {"machine": bench.machine(args.profile), "command": "veclut " + shlex.join(sys.argv[1:])}
     threads = report["machine"]["threads"] = {}
     if args.what in ("gemm", "all"):
@@ -87,8 +86,11 @@ def cmd_bench(args) -> int:
                                   "Q2_V", "Q2_0+", "Q2_K"])
         chosen = bench.limit_shapes(bench.pick_suites(args.suite, g["suites"]), args.shape)
         threads["gemm"] = args.threads or g["threads"]
-        report["gemm"] = bench.run_gemm(args.profile, chosen, types, args.tokens or g["tokens"],
-                                        threads["gemm"], args.reps or g["reps"])
+        tokens, reps = args.tokens or g["tokens"], args.reps or g["reps"]
+        report["gemm"] = bench.run_gemm(args.profile, chosen, types, tokens, threads["gemm"], reps)
+        for peer in peers:
+            rows, peer_parts[peer.name]["GEMM"] = bench_peer.run_gemm_rows(peer, chosen, types, tokens, threads["gemm"], reps)
+            report["gemm"] += rows + bench_peer.gemm_ratios(report["gemm"] + rows, peer)
     if args.what in ("e2e", "all"):
         e = dict(d["e2e"], **({"reps": args.reps} if args.reps else {}))
         if args.what == "e2e" and args.threads:  # end to end runs one thread count per report
@@ -103,17 +105,23 @@ def cmd_bench(args) -> int:
         report["e2e"] = bench.run_e2e(args.profile, chosen, types, e, args.seed)
         report["e2e_ratios"] = bench.ratios(report["e2e"], d["baselines"])
         if peers:
-            report["peers"], report["peer_ratios"] = {}, []
+            report["peer_ratios"] = []
         for peer in peers:
-            rows, report["peers"][peer.name] = bench_peer.run(peer, chosen, types, e, args.seed)
+            rows, peer_parts[peer.name]["end to end"] = bench_peer.run(peer, chosen, types, e, args.seed)
             report["e2e"] += rows
             report["peer_ratios"] += bench_peer.peer_ratios(report["e2e"], peer)
         gbs = bench.read_bandwidth(args.profile, e["threads"])
         report["machine"]["read_gbs"] = {"threads": e["threads"], "gbs": gbs}
         bench.add_roofline(report["e2e"], chosen, e, gbs)
+    if peers:
+        report["peers"] = {name: bench_peer.merge_status(parts) for name, parts in peer_parts.items()}
+    report["targets"] = bench_targets.check(report, d.get("targets", []))
     if args.compare:
         report["regressions"] = bench.compare_with(args.compare, report)
     bench.write_report(args.out, report)
+    for entry in report["targets"]:
+        if entry["holds"] is not None:
+            ui.info(f"target {bench_targets.summary_line(entry)}")
     for flag in report.get("regressions", []):
         ui.error(f"slower than {args.compare.name}: {flag}")
     return 1 if report.get("regressions") else 0
@@ -205,8 +213,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory (default: build/bench)")
     p.add_argument("--compare", type=Path, help="a previous report.json: flag slow-downs beyond the measured noise")
     p.add_argument("--peer", action="append", metavar="NAME",
-                   help="also measure this peer runtime end to end, built from its pin in configs/peers "
-                        "(e.g. ik_llama; the first run builds it, 10+ minutes)")
+                   help="also measure this peer runtime (GEMM and end to end), built from its pin in "
+                        "configs/peers (e.g. ik_llama; the first run builds it, 10+ minutes)")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("serve", help="OpenAI-compatible server on the patched build (llama-cpp-python or llama-server)")

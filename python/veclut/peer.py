@@ -12,7 +12,7 @@ from . import atomic, ui
 from .build import configure_cmake, ninja
 from .config import Peer
 from .errors import VeclutError, describe_os_error
-from .paths import cache_dir, configs_dir
+from .paths import build_root, cache_dir, configs_dir, project_root
 from .toolchain import require_build_tools
 from .upstream import ensure_unpacked, pip_download
 
@@ -62,3 +62,29 @@ def ensure_built(peer: Peer, jobs: int | None = None, downloader=pip_download) -
         raise VeclutError(f"the {what} build finished without {', '.join(missing)}; "
                           f"check the targets in {peer.pin.config} and {build_dir / 'veclut-build.log'}")
     return bin_dir(peer)
+
+
+GEMM_PROGRAM = "bench-peer-gemm"
+
+
+def build_gemm_program(what: str, source_tree: Path, libraries: list[Path], build_dir: Path,
+                       jobs: int | None = None) -> Path:
+    """bench-peer-gemm (ggml_ext/bench/peer) compiled against the ggml headers of `source_tree` and
+    linked with its ggml `libraries`: bench-veclut's measurement on another runtime's kernels."""
+    defines = {"CMAKE_BUILD_TYPE": "Release", "PEER_SOURCE_DIR": str(source_tree),
+               "PEER_GGML_LIBRARIES": ";".join(map(str, libraries))}
+    try:
+        configure_cmake(what, project_root() / "ggml_ext" / "bench" / "peer", build_dir, defines)
+        ninja(what, build_dir, (GEMM_PROGRAM,), jobs)
+    except OSError as err:
+        raise describe_os_error(err, f"build {what}") from None
+    return build_dir / GEMM_PROGRAM
+
+
+def gemm_program(peer: Peer, jobs: int | None = None, downloader=pip_download) -> Path:
+    """The peer's bench-peer-gemm, linked with the static ggml of the peer's own build (made first
+    if needed); built in this checkout's build tree, since the program's source is ours."""
+    ensure_built(peer, jobs, downloader)
+    return build_gemm_program(f"{GEMM_PROGRAM} for {peer.name}", peer_root(peer) / "src",
+                              [peer_root(peer) / "build" / "ggml" / "src" / "libggml.a"],
+                              build_root() / "peers" / f"{peer.name}-gemm", jobs)
