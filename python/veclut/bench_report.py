@@ -50,6 +50,19 @@ def _peer_lines(report: dict) -> list[str]:
     return ["## Peer runtimes", "", *lines, ""] if lines else []
 
 
+def _target_lines(report: dict) -> list[str]:
+    """The speed targets this run measured, each with its verdict and worst point."""
+    from .bench_targets import summary_line
+
+    entries = report.get("targets") or []
+    measured = [e for e in entries if e["holds"] is not None]
+    if not measured:
+        return []
+    skipped = len(entries) - len(measured)
+    return ["## Targets", "", *[f"- {'✅' if e['holds'] else '❌'} {summary_line(e)}" for e in measured],
+            *([f"- {skipped} more not measured by this run"] if skipped else []), ""]
+
+
 def _ratio_table(rows: list[dict], heading: str) -> list[str]:
     if not rows:
         return []
@@ -103,6 +116,7 @@ def markdown(report: dict, images: list[str]) -> str:
             lines += _ratio_table([r for r in report.get("e2e_ratios", []) if r["suite"] == suite], "speed-up")
             lines += _ratio_table([r for r in report.get("peer_ratios", []) if r["suite"] == suite], "veclut / peer")
     lines += _peer_lines(report)
+    lines += _target_lines(report)
     if report.get("regressions"):
         lines += ["## Slower than the baseline", ""] + [f"- {f}" for f in report["regressions"]] + [""]
     lines += [f"![{name}]({name})" for name in images]
@@ -149,8 +163,8 @@ def plots(out_dir: Path, report: dict) -> list[str]:
             ax.axhline(1.0, color="grey", lw=1)
             ax.set_xscale("log", base=2)
             ax.set_xlabel("tokens N")
-            ax.set_ylabel("speed-up over upstream")
-            ax.set_title(f"veclut vs upstream: {suite}, {threads} threads")
+            ax.set_ylabel("speed-up over the baseline")
+            ax.set_title(f"veclut vs upstream and peers: {suite}, {threads} threads")
             ax.legend(fontsize=7)
             ax.grid(alpha=0.3)
             fig.tight_layout()
