@@ -101,7 +101,10 @@ def _median_min_max(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, seed: int) -> list[dict]:
+def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, seed: int,
+            profiles: list[dict] | None = None) -> list[dict]:
+    """llama-bench and llama-batched-bench rows of every type; with a `profiles` list, also where
+    each type's prefill and decode spend their time (bench_profile), appended to it."""
     bench, batched, bin_dir = _bin(profile, "llama-bench"), _bin(profile, "llama-batched-bench"), profile_build_dir(profile) / "bin"
     rows = []
     for name, suite in chosen.items():
@@ -117,7 +120,24 @@ def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, 
             for label, env in variants:
                 rows += llama_bench(bench, model, name, label, env, cfg)
                 rows += batched_bench(batched, model, name, label, env, cfg)
+                if profiles is not None:
+                    profiles += profile_phases(bench, model, name, label, env, cfg)
     return rows
+
+
+def profile_phases(program: Path, model: Path, suite: str, label: str, env: dict, cfg: dict, extra: tuple = (),
+                   cwd: Path | None = None) -> list[dict]:
+    """One profile row per phase (prefill, decode); a run perf cannot profile gives a row saying why."""
+    from .bench_profile import llama_bench_phases, profile
+
+    out = []
+    for test, cmd in llama_bench_phases(program, model, cfg, extra).items():
+        row = {"suite": suite, "type": label, "test": test, "threads": cfg["threads"]}
+        try:
+            out.append({**row, "shares": profile(cmd, env, cwd, f"{label} {test}")})
+        except VeclutError as err:
+            out.append({**row, "error": str(err)})
+    return out
 
 
 # words marking the line that says why a program failed, most telling first (a crash ends with

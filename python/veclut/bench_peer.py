@@ -6,7 +6,7 @@ the reason, beside veclut's rows; it never stops the benchmark."""
 from pathlib import Path
 
 from . import atomic, ui
-from .bench import batched_bench, llama_bench, ratios, run_gemm
+from .bench import batched_bench, llama_bench, profile_phases, ratios, run_gemm
 from .config import Peer
 from .errors import VeclutError
 from .peer import ensure_built, gemm_program, peer_root
@@ -38,7 +38,8 @@ def describe(peer: Peer) -> dict:
             "llama_bench_args": list(peer.llama_bench_args), "batched_bench_args": list(peer.batched_bench_args)}
 
 
-def _measure_type(peer: Peer, bin_dir: Path, base: Path, suite: str, type_name: str, cfg: dict) -> list[dict]:
+def _measure_type(peer: Peer, bin_dir: Path, base: Path, suite: str, type_name: str, cfg: dict,
+                  profiles: list[dict] | None) -> list[dict]:
     spell = peer.tensor_type_names
     model = ensure_type(bin_dir, base, type_name, spell.get(cfg["token_embedding_type"], cfg["token_embedding_type"]),
                         spell.get(cfg["output_type"], cfg["output_type"]), runtime=peer.label)
@@ -47,11 +48,13 @@ def _measure_type(peer: Peer, bin_dir: Path, base: Path, suite: str, type_name: 
     rows = llama_bench(bin_dir / "llama-bench", model, suite, label, {}, cfg, peer.llama_bench_args, cwd=work)
     rows += batched_bench(bin_dir / "llama-batched-bench", model, suite, label, {}, cfg, peer.batched_bench_args,
                           peer.batched_bench_output, cwd=work)
+    if profiles is not None:
+        profiles += profile_phases(bin_dir / "llama-bench", model, suite, label, {}, cfg, peer.llama_bench_args, cwd=work)
     return rows
 
 
 def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict, seed: int,
-        build=ensure_built) -> tuple[list[dict], dict]:
+        build=ensure_built, profiles: list[dict] | None = None) -> tuple[list[dict], dict]:
     """(e2e rows labelled '<label>:<type>', the report's entry for the peer). Every failure of the
     peer becomes a reason in that entry: the whole peer (fetch, build) or one type (quantize, run)."""
     info = describe(peer)
@@ -65,7 +68,7 @@ def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict,
         base = ensure_base(name, suite["model"], seed)
         for type_name in peer_types(peer, veclut_types):
             try:
-                rows += _measure_type(peer, bin_dir, base, name, type_name, cfg)
+                rows += _measure_type(peer, bin_dir, base, name, type_name, cfg, profiles)
             except (VeclutError, OSError) as err:  # OSError: a program of the peer that cannot be started
                 ui.info(f"{row_label(peer, type_name)} on {name} will be reported missing: {err}")
                 failed[f"{name} {row_label(peer, type_name)}"] = str(err)

@@ -50,6 +50,27 @@ def _peer_lines(report: dict) -> list[str]:
     return ["## Peer runtimes", "", *lines, ""] if lines else []
 
 
+def _breakdown_lines(report: dict) -> list[str]:
+    """Per suite, a table of operations x (type, phase): each one's share of the run's samples."""
+    from .bench_profile import OPERATIONS, OTHER
+
+    rows = report.get("breakdown") or []
+    if not rows:
+        return []
+    lines = ["## Where the time goes (perf, cpu-clock; share of each run's samples)", ""]
+    for suite in dict.fromkeys(r["suite"] for r in rows):
+        runs = [r for r in rows if r["suite"] == suite]
+        ops = [name for name, _ in OPERATIONS] + [OTHER]
+        ops = [op for op in ops if any(r.get("shares", {}).get(op, 0) >= 0.005 for r in runs)]
+        lines += [f"### {suite}", "", "| operation | " + " | ".join(f"{r['type']} {r['test']}" for r in runs) + " |",
+                  "|---|" + "---:|" * len(runs)]
+        for op in ops:
+            lines.append(f"| {op} | " + " | ".join(f"{100 * r['shares'].get(op, 0):.1f} %" if "shares" in r else "—"
+                                                for r in runs) + " |")
+        lines += [""] + [f"- {r['type']} {r['test']}: {r['error']}" for r in runs if "error" in r] + [""]
+    return lines
+
+
 def _target_lines(report: dict) -> list[str]:
     """The speed targets this run measured, each with its verdict and worst point."""
     from .bench_targets import summary_line
@@ -115,6 +136,7 @@ def markdown(report: dict, images: list[str]) -> str:
                                                      f"({r['read_gbs']:.1f} GB/s)" for r in roof) + ".", ""]
             lines += _ratio_table([r for r in report.get("e2e_ratios", []) if r["suite"] == suite], "speed-up")
             lines += _ratio_table([r for r in report.get("peer_ratios", []) if r["suite"] == suite], "veclut / peer")
+    lines += _breakdown_lines(report)
     lines += _peer_lines(report)
     lines += _target_lines(report)
     if report.get("regressions"):

@@ -71,10 +71,14 @@ def cmd_check(args) -> int:
 def cmd_bench(args) -> int:
     import shlex
 
-    from . import bench, bench_peer, bench_targets
+    from . import bench, bench_peer, bench_profile, bench_targets
     from .config import load_peer
 
     peers = [load_peer(name) for name in args.peer or []]  # a wrong name fails before anything runs
+    if args.breakdown:
+        if args.what == "gemm":
+            raise VeclutError("--breakdown breaks down end-to-end runs; use it with `veclut bench e2e` or `bench all`")
+        bench_profile.require_perf()
     d = bench.defaults()
     peer_parts = {peer.name: {} for peer in peers}  # part measured ("GEMM", "end to end") -> report entry
     report = {"machine": bench.machine(args.profile), "command": "veclut " + shlex.join(sys.argv[1:])}
@@ -102,12 +106,14 @@ def cmd_bench(args) -> int:
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
         chosen = bench.pick_suites(args.suite, e["suites"])
         threads["e2e"] = e["threads"]
-        report["e2e"] = bench.run_e2e(args.profile, chosen, types, e, args.seed)
+        profiles = report["breakdown"] = [] if args.breakdown else None
+        report["e2e"] = bench.run_e2e(args.profile, chosen, types, e, args.seed, profiles)
         report["e2e_ratios"] = bench.ratios(report["e2e"], d["baselines"])
         if peers:
             report["peer_ratios"] = []
         for peer in peers:
-            rows, peer_parts[peer.name]["end to end"] = bench_peer.run(peer, chosen, types, e, args.seed)
+            rows, peer_parts[peer.name]["end to end"] = bench_peer.run(peer, chosen, types, e, args.seed,
+                                                                       profiles=profiles)
             report["e2e"] += rows
             report["peer_ratios"] += bench_peer.peer_ratios(report["e2e"], peer)
         gbs = bench.read_bandwidth(args.profile, e["threads"])
@@ -212,6 +218,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="native", help="built profile to measure (default: native)")
     p.add_argument("--out", type=Path, default=Path("build/bench"), help="report directory (default: build/bench)")
     p.add_argument("--compare", type=Path, help="a previous report.json: flag slow-downs beyond the measured noise")
+    p.add_argument("--breakdown", action="store_true",
+                   help="also break each end-to-end type's prefill and decode down by operation "
+                        "(perf record -e cpu-clock; needs perf)")
     p.add_argument("--peer", action="append", metavar="NAME",
                    help="also measure this peer runtime (GEMM and end to end), built from its pin in "
                         "configs/peers (e.g. ik_llama; the first run builds it, 10+ minutes)")
