@@ -184,12 +184,15 @@ def parser() -> argparse.ArgumentParser:
     bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
     p.set_defaults(func=cmd_build)
 
+    from .convert import TYPES as convert_types
+
     p = sub.add_parser("convert", help="convert a GGUF or an HF checkpoint of a ternary model to I2_V / I1_V, "
                                        "or a GGUF's Q2_0 tensors to Q2_V")
     p.add_argument("src", type=Path, help="GGUF file, or HF checkpoint directory (config.json, safetensors, tokenizer)")
     p.add_argument("out", type=Path, help="output GGUF (never overwritten without --force)")
-    p.add_argument("--type", required=True, choices=["I2_V", "I1_V", "Q2_V"],
-                   help="new type: I2_V / I1_V for ternary tensors, Q2_V for Q2_0 tensors")
+    p.add_argument("--type", required=True, choices=convert_types,
+                   help="new type: I2_V / I1_V for ternary tensors (TQ2_0 / TQ1_0: upstream's, for plain llama.cpp), "
+                        "Q2_V for Q2_0 tensors")
     p.add_argument("--ternarize", action="store_true",
                    help="ternarise non-ternary linear weights with BitNet's absmean rule instead of refusing them")
     p.add_argument("--force", action="store_true", help="replace OUT if it exists")

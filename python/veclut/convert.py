@@ -12,7 +12,9 @@ from rich.table import Table
 from . import ui
 from .errors import VeclutError, describe_os_error
 
-TYPES = ("I2_V", "I1_V", "Q2_V")
+# I2_V / I1_V: veclut's ternary types; TQ2_0 / TQ1_0: upstream's, for a file plain llama.cpp opens;
+# Q2_V: veclut's 2-bit type (from Q2_0)
+TYPES = ("I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q2_V")
 
 
 def _check_paths(src: Path, out: Path, force: bool) -> None:
