@@ -186,8 +186,8 @@ def parser() -> argparse.ArgumentParser:
 
     from .convert import TYPES as convert_types
 
-    p = sub.add_parser("convert", help="convert a GGUF or an HF checkpoint of a ternary model to I2_V / I1_V, "
-                                       "or a GGUF's Q2_0 tensors to Q2_V")
+    p = sub.add_parser("convert", help="convert a GGUF (also bitnet.cpp's I2_S, ik_llama.cpp's IQ*_BN) or an HF "
+                                       "checkpoint of a ternary model to I2_V / I1_V, or a GGUF's Q2_0 tensors to Q2_V")
     p.add_argument("src", type=Path, help="GGUF file, or HF checkpoint directory (config.json, safetensors, tokenizer)")
     p.add_argument("out", type=Path, help="output GGUF (never overwritten without --force)")
     p.add_argument("--type", required=True, choices=convert_types,

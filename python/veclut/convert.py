@@ -87,7 +87,7 @@ def _print_summary(report, out: Path, type_name: str) -> None:
     for column in ("tensors", "from", "to", "note"):
         table.add_column(column)
     for (src_type, dst_type), items in sorted(_groups(report.converted, lambda c: c[1:]).items()):
-        exact = src_type in ("TQ2_0", "TQ1_0", "Q2_0")
+        exact = src_type in ("TQ2_0", "TQ1_0", "Q2_0") or all(name in report.identical for name, *_ in items)
         table.add_row(str(len(items)), src_type, dst_type,
                       "dequantized values identical" if exact else "ternary pattern identical")
     for verb, entries in (("kept", report.kept), ("copied", report.copied)):
@@ -103,5 +103,9 @@ def _print_summary(report, out: Path, type_name: str) -> None:
         ui.info(f"ternarised {_label([n for n, _ in items])} with the absmean rule (relative RMS change {change})")
     for (_, kept_type, reason), items in sorted(_groups(report.kept, lambda k: (_pattern(k[0]), *k[1:])).items()):
         ui.info(f"kept {_label([n for n, _, _ in items])} as {kept_type}: {reason}")
+    for (_, src_type, dst_type, reason), items in sorted(_groups(report.repacked, lambda r: (_pattern(r[0]), *r[1:])).items()):
+        ui.info(f"stored {_label([n for n, *_ in items])} ({src_type}) as {dst_type}: {reason}")
     kept = f"; {len(report.kept)} linear weights kept their type" if report.kept else ""
-    ui.info(f"wrote {out} ({len(report.converted)} tensors in {type_name}, every one verified{kept})")
+    repacked = f"; {len(report.repacked)} in another type that takes their rows" if report.repacked else ""
+    converted = len(report.converted) - len(report.repacked)
+    ui.info(f"wrote {out} ({converted} tensors in {type_name}{repacked}, every one verified{kept})")

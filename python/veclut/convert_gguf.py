@@ -1,6 +1,8 @@
 """GGUF -> GGUF: ternary tensors (TQ2_0, TQ1_0, ternary-valued float or other types) become
 I2_V / I1_V, or Q2_0 tensors become Q2_V (convert_q2.py); everything else is copied byte for byte. Streams row chunks (bounded memory),
-verifies every converted chunk, writes under a temporary name and renames at the end."""
+verifies every converted chunk, writes under a temporary name and renames at the end. Files of
+other runtimes: their ternary types are read by foreign_reader.py and converted by
+convert_foreign.py."""
 
 import re
 from dataclasses import dataclass, field
@@ -8,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import convert_q2, ui
+from . import convert_foreign, convert_q2, foreign_reader, ui
 from .errors import VeclutError
 from .ternary import absmean_scale, absmean_ternarize, blocks_of, relative_error, ternary_blocks
 
@@ -40,6 +42,8 @@ class Report:
     copied: list = field(default_factory=list)      # (name, type, reason): embeddings, norms, output
     max_scale_change: float = 0.0                    # relative change of block scales (fp16 rounding)
     ternarized: list = field(default_factory=list)  # (name, relative error of the ternarisation)
+    identical: set = field(default_factory=set)      # converted tensors whose values did not change at all
+    repacked: list = field(default_factory=list)     # (name, src type, dst type, reason): not in the target type
 
 
 def is_candidate(name: str) -> bool:
@@ -50,6 +54,9 @@ def plan_tensors(reader, target, gguf) -> list[TensorPlan]:
     quant = gguf.GGMLQuantizationType
     plans = []
     for t in reader.tensors:
+        if foreign_reader.is_foreign(t.tensor_type):
+            plans.append(convert_foreign.plan(t, target, gguf))
+            continue
         shape = tuple(int(s) for s in t.shape)
         k = shape[0]
         if target == quant.Q2_V:  # only Q2_0 (exact); float weights: llama-quantize ... Q2_V
@@ -209,7 +216,9 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     import gguf
 
     try:
-        reader = gguf.GGUFReader(src)
+        reader = foreign_reader.open_reader(src)
+    except VeclutError:
+        raise
     except Exception as err:  # gguf-py raises ValueError/IndexError/struct errors on bad files
         raise VeclutError(f"{src} is not a complete, valid GGUF file ({err.__class__.__name__}: {err}); check the file or re-create it") from None
     target = gguf.GGMLQuantizationType[target_name]
@@ -217,6 +226,7 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     for plan in plans:
         if plan.src_offset + plan.src_bytes > src.stat().st_size:
             raise VeclutError(f"{src} is truncated (tensor {plan.name} ends past the end of the file); re-create or re-download it")
+    foreign_reader.check_sizes(reader, src.stat().st_size)
 
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     writer = gguf.GGUFWriter(tmp_out, arch.contents() if arch else "llama")
@@ -249,7 +259,9 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
                 kind = report.kept if plan.reason.startswith("row length") else report.copied
                 kind.append((plan.name, plan.src_type.name, plan.reason))
                 continue
-            if plan.dst_type == gguf.GGMLQuantizationType.Q2_V:
+            if foreign_reader.is_foreign(plan.src_type):
+                convert_foreign.convert_tensor(handle, out, plan, report, bar, task, gguf)
+            elif plan.dst_type == gguf.GGMLQuantizationType.Q2_V:
                 _convert_q2_0(handle, out, plan, bar, task)
             else:
                 _convert_tensor(handle, out, plan, ternarize, report, bar, task, gguf)
