@@ -165,6 +165,38 @@ def test_bad_foreign_input_is_one_sentence(native_build, tmp_path, case, source_
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is left behind"
 
 
+def test_bitnet_cpp_architecture_is_mapped_and_said(native_build, tmp_path):
+    import gguf
+
+    src, out = tmp_path / "in.gguf", tmp_path / "out.gguf"
+    fields = [("bitnet-b1.58.context_length", 4096, gguf.GGUFValueType.UINT32, None),
+              ("bitnet-b1.58.rope.freq_base", 500000.0, gguf.GGUFValueType.FLOAT32, None),
+              ("tokenizer.ggml.pre", "llama-bpe", gguf.GGUFValueType.STRING, None)]
+    _model(src, "I2_S", arch="bitnet-b1.58", fields=fields)
+    result = run_veclut("convert", str(src), str(out), "--type", "I2_V")
+    assert result.returncode == 0, result.stderr
+    reader = gguf.GGUFReader(out)
+    keys = {k: f.contents() for k, f in reader.fields.items() if not k.startswith("GGUF.")}
+    assert keys["general.architecture"] == "bitnet" and keys["bitnet.hidden_activation"] == "relu2"
+    assert keys["bitnet.context_length"] == 4096 and keys["bitnet.rope.freq_base"] == 500000.0
+    assert keys["bitnet.block_count"] == 1 and keys["tokenizer.ggml.pre"] == "llama-bpe"
+    assert not [k for k in keys if k.startswith("bitnet-b1.58")]
+    assert ("mapped architecture bitnet-b1.58 (bitnet.cpp, ik_llama.cpp) to the pinned llama.cpp's bitnet, "
+            "bitnet.hidden_activation = relu2; renamed 3 keys bitnet-b1.58.* to bitnet.*") in _message(result)
+
+
+def test_mapped_architecture_with_an_untied_output_is_refused(native_build, tmp_path):
+    import gguf
+
+    with_output = tmp_path / "with-output.gguf"
+    foreign_gguf.write(with_output, "bitnet-25", [("bitnet-25.block_count", 1, gguf.GGUFValueType.UINT32, None)],
+                       [("output.weight", (10, 256), 1, np.zeros((10, 256), np.float16).view(np.uint8))])
+    result = run_veclut("convert", str(with_output), str(tmp_path / "out.gguf"), "--type", "I2_V")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert ("the bitnet-25 model has output.weight, which the pinned llama.cpp's bitnet graph does not take") in _message(result)
+    assert not (tmp_path / "out.gguf").exists()
+
+
 # --- the fixture model in each foreign format, against the same model from F32 -------------------
 
 @pytest.fixture(scope="module")
@@ -209,6 +241,25 @@ def test_fixture_in_a_foreign_format_converts_to_the_f32_route_model(native_buil
     env = {"VECLUT_NO_UPSTREAM": "1"} if target.startswith("TQ") else {}
     d = compare(native_build.bin_dir, f32_model, out, FIXTURE / "heldout.txt", extra=("--chunks", "8"), test_env=env)
     assert d.kld <= KLD_LIMIT and d.same_top >= SAME_TOP, f"{type_name} -> {target}: {d}"
+
+
+def test_bitnet_b158_file_runs_with_squared_relu(native_build, f32_model, tmp_path):
+    """A bitnet.cpp-style file (architecture bitnet-b1.58, I2_S) converts to the pinned bitnet graph
+    with squared ReLU (patch 0008): its logits are those of the F32 model given hidden_activation
+    relu2, and far from the same weights run with SiLU (so the key is what makes the difference)."""
+    from veclut.logits import compare
+
+    src, out = tmp_path / "bitnet-b158-i2_s.gguf", tmp_path / "out.gguf"
+    foreign_gguf.copy_as(f32_model, src, "I2_S", arch="bitnet-b1.58")
+    relu2 = tmp_path / "f32-relu2.gguf"
+    foreign_gguf.copy_as(f32_model, relu2, add=[("bitnet.hidden_activation", "relu2")])
+    result = run_veclut("convert", str(src), str(out), "--type", "I2_V")
+    assert result.returncode == 0, result.stderr
+    text, extra = FIXTURE / "heldout.txt", ("--chunks", "8")
+    same = compare(native_build.bin_dir, relu2, out, text, extra=extra)
+    other = compare(native_build.bin_dir, f32_model, out, text, extra=extra)
+    assert same.kld <= KLD_LIMIT and same.same_top >= SAME_TOP, same
+    assert other.kld > 100 * max(same.kld, 1e-6), f"SiLU and squared ReLU gave the same logits: {other} vs {same}"
 
 
 def _ik_files():

@@ -105,6 +105,8 @@ def _print_summary(report, out: Path, type_name: str) -> None:
         ui.info(f"kept {_label([n for n, _, _ in items])} as {kept_type}: {reason}")
     for (_, src_type, dst_type, reason), items in sorted(_groups(report.repacked, lambda r: (_pattern(r[0]), *r[1:])).items()):
         ui.info(f"stored {_label([n for n, *_ in items])} ({src_type}) as {dst_type}: {reason}")
+    for note in report.notes:
+        ui.info(note)
     kept = f"; {len(report.kept)} linear weights kept their type" if report.kept else ""
     repacked = f"; {len(report.repacked)} in another type that takes their rows" if report.repacked else ""
     converted = len(report.converted) - len(report.repacked)

@@ -2,7 +2,7 @@
 I2_V / I1_V, or Q2_0 tensors become Q2_V (convert_q2.py); everything else is copied byte for byte. Streams row chunks (bounded memory),
 verifies every converted chunk, writes under a temporary name and renames at the end. Files of
 other runtimes: their ternary types are read by foreign_reader.py and converted by
-convert_foreign.py."""
+convert_foreign.py, their metadata renamed by convert_meta.py."""
 
 import re
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import convert_foreign, convert_q2, foreign_reader, ui
+from . import convert_foreign, convert_meta, convert_q2, foreign_reader, ui
 from .errors import VeclutError
 from .ternary import absmean_scale, absmean_ternarize, blocks_of, relative_error, ternary_blocks
 
@@ -44,6 +44,7 @@ class Report:
     ternarized: list = field(default_factory=list)  # (name, relative error of the ternarisation)
     identical: set = field(default_factory=set)      # converted tensors whose values did not change at all
     repacked: list = field(default_factory=list)     # (name, src type, dst type, reason): not in the target type
+    notes: list = field(default_factory=list)        # what was mapped in the metadata
 
 
 def is_candidate(name: str) -> bool:
@@ -229,7 +230,8 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     foreign_reader.check_sizes(reader, src.stat().st_size)
 
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
-    writer = gguf.GGUFWriter(tmp_out, arch.contents() if arch else "llama")
+    meta = convert_meta.metadata_map(arch.contents() if arch else "llama", reader.fields, {t.name for t in reader.tensors})
+    writer = gguf.GGUFWriter(tmp_out, meta.target)
     for fld in reader.fields.values():
         if fld.name in (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.FILE_TYPE) or fld.name.startswith("GGUF."):
             continue  # written by the writer itself, or replaced below
@@ -238,7 +240,9 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
             continue
         vtype = fld.types[0]
         sub = fld.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        writer.add_key_value(fld.name, fld.contents(), vtype, sub_type=sub)
+        writer.add_key_value(meta.key(fld.name), fld.contents(), vtype, sub_type=sub)
+    for key, value in meta.added.items():
+        writer.add_string(key, value)
     writer.add_file_type(gguf.LlamaFileType[f"MOSTLY_{target_name}"])
     for plan in plans:
         # an element shape (numpy order) with an explicit type and byte count
@@ -249,7 +253,7 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     out = writer.fout[0]
     alignment = writer.data_alignment
 
-    report = Report()
+    report = Report(notes=meta.notes())
     with open(src, "rb") as handle, ui.progress() as bar:
         task = bar.add_task(f"converting {src.name}", total=sum(p.src_bytes for p in plans))
         for plan in plans:
