@@ -77,21 +77,27 @@ def _pack_q2_0(trits: np.ndarray, scales16: np.ndarray) -> np.ndarray:
     return np.concatenate([d, qs], axis=-1).reshape(rows, -1)
 
 
-def _encode(plan, trits: np.ndarray, scales: np.ndarray, scales16: np.ndarray, gguf):
-    """(bytes, their dequantized values) of rows in the plan's target type."""
-    quant = gguf.GGMLQuantizationType
-    rows, k = trits.shape
-    if plan.dst_type == quant.F32:
-        values = trits * scales[:, None]
-        return values, values
-    if plan.dst_type == quant.Q2_0:
-        from .convert_q2 import q2_0_values
+def _as_f32(plan, trits, scales, scales16, gguf):
+    values = trits * scales[:, None]
+    return values, values
 
-        q = _pack_q2_0(trits, scales16)
-        return q, q2_0_values(q.reshape(-1, 18)).reshape(rows, k)
+
+def _as_q2_0(plan, trits, scales, scales16, gguf):
+    from .convert_q2 import q2_0_values
+
+    q = _pack_q2_0(trits, scales16)
+    return q, q2_0_values(q.reshape(-1, 18)).reshape(trits.shape)
+
+
+def _by_gguf_py(plan, trits, scales, scales16, gguf):
+    """The target's own reference quantizer (gguf-py, bytes equal to ggml's) on trit * scale."""
     with np.errstate(all="ignore"):
         q = gguf.quants.quantize(trits * scales[:, None], plan.dst_type)
-        return q, gguf.quants.dequantize(q, plan.dst_type).reshape(rows, k)
+        return q, gguf.quants.dequantize(q, plan.dst_type).reshape(trits.shape)
+
+
+# (bytes, their dequantized values) of rows in a type; the targets themselves go through gguf-py
+ENCODERS = {"F32": _as_f32, "Q2_0": _as_q2_0}
 
 
 def convert_tensor(handle, out, plan, report, bar, task, gguf) -> None:
@@ -102,9 +108,8 @@ def convert_tensor(handle, out, plan, report, bar, task, gguf) -> None:
     for row0 in range(0, rows, step):
         n = min(step, rows - row0)
         trits, scales = _read(handle, plan, row0, n)
-        exact = plan.dst_type == gguf.GGMLQuantizationType.F32
-        scales16 = scales if exact else _fp16_scales(plan, scales, row0)
-        q, back = _encode(plan, trits, scales, scales16, gguf)
+        scales16 = scales if plan.dst_type.name == "F32" else _fp16_scales(plan, scales, row0)
+        q, back = ENCODERS.get(plan.dst_type.name, _by_gguf_py)(plan, trits, scales, scales16, gguf)
         if not np.array_equal(back, trits * scales16[:, None]):
             raise VeclutError(f"internal check failed: {plan.name} changed its values on conversion to "
                               f"{plan.dst_type.name}; please report this")
