@@ -185,15 +185,19 @@ def test_bitnet_cpp_architecture_is_mapped_and_said(native_build, tmp_path):
             "bitnet.hidden_activation = relu2; renamed 3 keys bitnet-b1.58.* to bitnet.*") in _message(result)
 
 
-def test_mapped_architecture_with_an_untied_output_is_refused(native_build, tmp_path):
+@pytest.mark.parametrize("name, shape", [("output.weight", (10, 256)), ("blk.0.attn_q.bias", (256,))])
+def test_mapped_architecture_with_tensors_bitnet_does_not_load_is_refused(native_build, tmp_path, name, shape):
+    """ik's bitnet-b1.58 graph takes an untied output, RoPE factors and biases; the pinned bitnet
+    graph none of them, and llama.cpp refuses a file with tensors it does not load."""
     import gguf
 
-    with_output = tmp_path / "with-output.gguf"
-    foreign_gguf.write(with_output, "bitnet-25", [("bitnet-25.block_count", 1, gguf.GGUFValueType.UINT32, None)],
-                       [("output.weight", (10, 256), 1, np.zeros((10, 256), np.float16).view(np.uint8))])
-    result = run_veclut("convert", str(with_output), str(tmp_path / "out.gguf"), "--type", "I2_V")
+    src = tmp_path / "in.gguf"
+    foreign_gguf.write(src, "bitnet-25", [("bitnet-25.block_count", 1, gguf.GGUFValueType.UINT32, None)],
+                       [(name, shape, 1, np.zeros(shape, np.float16).view(np.uint8))])
+    result = run_veclut("convert", str(src), str(tmp_path / "out.gguf"), "--type", "I2_V")
     assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert ("the bitnet-25 model has output.weight, which the pinned llama.cpp's bitnet graph does not take") in _message(result)
+    assert (f"the bitnet-25 model has {name}, which the pinned llama.cpp's bitnet graph does not take (it ties the "
+            "output to token_embd.weight and has no RoPE factors and no biases); veclut cannot map this model") in _message(result)
     assert not (tmp_path / "out.gguf").exists()
 
 

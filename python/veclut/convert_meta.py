@@ -9,6 +9,7 @@ key by key (bitnet.cpp's llama.cpp fork, ik_llama.cpp 0.1.5 and the pin: LLM_KV_
 llama-arch.cpp / llama.cpp) and are named alike; general.file_type is rewritten by the
 converter anyway (each runtime numbers its file types its own way)."""
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import VeclutError
@@ -26,8 +27,10 @@ ARCHITECTURES = {
     "bitnet-b1.58": Architecture("bitnet", _RELU2_BITNET, "bitnet.cpp, ik_llama.cpp"),
     "bitnet-25": Architecture("bitnet", _RELU2_BITNET, "bitnet.cpp, ik_llama.cpp"),
 }
-# Tensors the mapped graph does not load: llama.cpp refuses a file with tensors it does not use.
-UNUSED_TENSORS = {"bitnet": ("output.weight",)}
+# Tensors bitnet.cpp's / ik's graph may load and the mapped one does not (llama.cpp refuses a file
+# with tensors it does not use): an untied output, RoPE factors, biases.
+UNUSED_TENSORS = {"bitnet": (re.compile(r"^(output|rope_freqs)\.weight$|\.bias$"),
+                             "it ties the output to token_embd.weight and has no RoPE factors and no biases")}
 
 
 @dataclass
@@ -55,10 +58,12 @@ def metadata_map(architecture: str, field_names, tensor_names) -> MetadataMap:
     arch = ARCHITECTURES.get(architecture)
     if arch is None:
         return MetadataMap(architecture, architecture)
-    unused = [n for n in UNUSED_TENSORS.get(arch.name, ()) if n in tensor_names]
+    pattern, why = UNUSED_TENSORS[arch.name]
+    unused = sorted(n for n in tensor_names if pattern.search(n))
     if unused:
-        raise VeclutError(f"the {architecture} model has {', '.join(unused)}, which the pinned llama.cpp's {arch.name} "
-                          "graph does not take (it ties the output to token_embd.weight); veclut cannot map this model")
+        more = f" and {len(unused) - 3} more" if len(unused) > 3 else ""
+        raise VeclutError(f"the {architecture} model has {', '.join(unused[:3])}{more}, which the pinned llama.cpp's "
+                          f"{arch.name} graph does not take ({why}); veclut cannot map this model")
     mapping = MetadataMap(architecture, arch.name)
     for key, value in arch.keys.items():
         if f"{architecture}.{key}" not in field_names:  # the file's own value wins
