@@ -2,13 +2,14 @@
 I2_V / I1_V, or Q2_0 tensors become Q2_V (convert_q2.py); everything else is copied byte for byte. Streams row chunks (bounded memory),
 verifies every converted chunk, writes under a temporary name and renames at the end."""
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import convert_q2, ui
+from . import convert_q2, gguf_check, ui
 from .errors import VeclutError
 from .ternary import absmean_scale, absmean_ternarize, blocks_of, relative_error, ternary_blocks
 
@@ -67,7 +68,7 @@ def plan_tensors(reader, target, gguf) -> list[TensorPlan]:
         else:
             reason = f"{t.tensor_type.name} -> {target.name}"
         dst = target if convertible else t.tensor_type
-        rows = int(np.prod(shape[1:]))
+        rows = math.prod(shape[1:])
         block, size = gguf.GGML_QUANT_SIZES[dst]
         plans.append(TensorPlan(t.name, t.tensor_type, dst, shape, int(t.data_offset), int(t.n_bytes),
                                 rows * (k // block) * size, reason))
@@ -80,7 +81,7 @@ def _read_rows(handle, plan: TensorPlan, row0: int, nrows: int, gguf) -> np.ndar
     block, size = gguf.GGML_QUANT_SIZES[plan.src_type]
     row_bytes = k // block * size
     handle.seek(plan.src_offset + row0 * row_bytes)
-    raw = np.frombuffer(handle.read(nrows * row_bytes), dtype=np.uint8)
+    raw = _read_exactly(handle, nrows * row_bytes, plan)
     quant = gguf.GGMLQuantizationType
     if plan.src_type == quant.F32:
         return raw.view(np.float32).reshape(nrows, k)
@@ -90,7 +91,15 @@ def _read_rows(handle, plan: TensorPlan, row0: int, nrows: int, gguf) -> np.ndar
 
 
 def _rows(plan: TensorPlan) -> int:
-    return int(np.prod(plan.shape[1:]))
+    return math.prod(plan.shape[1:])
+
+
+def _read_exactly(handle, nbytes: int, plan: TensorPlan) -> np.ndarray:
+    raw = handle.read(nbytes)
+    if len(raw) != nbytes:  # the file shrank after its size was checked
+        raise VeclutError(f"the source ends inside tensor {plan.name}: the file is truncated or changed while it was read; "
+                          "re-create or re-download it")
+    return np.frombuffer(raw, dtype=np.uint8)
 
 
 def _scan(handle, plan: TensorPlan, step: int, gguf) -> tuple[bool, np.float32, float]:
@@ -142,7 +151,7 @@ def _convert_q2_0(handle, out, plan: TensorPlan, bar, task) -> None:
     handle.seek(plan.src_offset)
     for row0 in range(0, rows, step):
         n = min(step, rows - row0)
-        raw = np.frombuffer(handle.read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
+        raw = _read_exactly(handle, n * row_bytes, plan).reshape(n, row_bytes)
         out.write(np.ascontiguousarray(convert_q2.convert_rows(raw, plan.name, gguf)).tobytes())
         bar.advance(task, n * row_bytes)
 
@@ -209,14 +218,13 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     import gguf
 
     try:
-        reader = gguf.GGUFReader(src)
+        reader = gguf_check.read(src)  # every tensor's size and place checked against the file
+    except VeclutError:
+        raise
     except Exception as err:  # gguf-py raises ValueError/IndexError/struct errors on bad files
         raise VeclutError(f"{src} is not a complete, valid GGUF file ({err.__class__.__name__}: {err}); check the file or re-create it") from None
     target = gguf.GGMLQuantizationType[target_name]
     plans = plan_tensors(reader, target, gguf)
-    for plan in plans:
-        if plan.src_offset + plan.src_bytes > src.stat().st_size:
-            raise VeclutError(f"{src} is truncated (tensor {plan.name} ends past the end of the file); re-create or re-download it")
 
     arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
     writer = gguf.GGUFWriter(tmp_out, arch.contents() if arch else "llama")
