@@ -338,3 +338,18 @@ def test_q2_0_gguf_converts_losslessly_to_q2_v(native_build, tmp_path):
         else:
             assert y.tensor_type == x.tensor_type and np.array_equal(np.asarray(x.data), np.asarray(y.data))
     assert b.get_field("general.file_type").contents() == gguf.LlamaFileType.MOSTLY_Q2_V
+
+
+def test_the_output_is_written_through_no_planted_symlink(native_build, tmp_path):
+    """The temporary output had a name anyone could guess (.veclut-tmp-<pid>-<out>): a symlink
+    planted there made the conversion overwrite its target (fails without mkstemp)."""
+    from veclut.convert import run as convert
+
+    src = _write(tmp_path / "in.gguf")
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    out = tmp_path / "out.gguf"
+    (tmp_path / f".veclut-tmp-{os.getpid()}-{out.name}").symlink_to(victim)
+    convert(src, out, "I2_V")
+    assert victim.read_text() == "keep me\n"
+    assert out.read_bytes()[:4] == b"GGUF" and not out.is_symlink()
