@@ -53,3 +53,26 @@ def test_doctor_reports_tools_and_cpu():
     assert "python" in result.stdout and "cmake" in result.stdout
     assert "cpu AVX2" in result.stdout
     assert result.returncode in (0, 1)
+
+
+def test_serve_reads_the_api_key_from_a_file_or_the_environment(tmp_path, monkeypatch, capsys):
+    from veclut.serve import api_key
+
+    key_file = tmp_path / "key"
+    key_file.write_text("s3cret\n")
+    monkeypatch.setenv("VECLUT_API_KEY", "from-env")
+    assert api_key(None, key_file) == "s3cret"
+    assert api_key(None, None) == "from-env"
+    assert capsys.readouterr().err == ""
+    assert api_key("on-argv", None) == "on-argv"
+    assert "shows the key to everyone" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_bad_api_key_file_is_one_sentence_before_anything_starts(tmp_path):
+    model = tmp_path / "model.gguf"  # never read: the key is checked first
+    two_lines = tmp_path / "two-lines"
+    two_lines.write_text("one\ntwo\n")
+    for args, phrase in ((["--api-key-file", str(tmp_path / "absent")], "cannot read the API key file"),
+                         (["--api-key-file", str(two_lines)], "must hold one key"),
+                         (["--api-key-file", str(two_lines), "--api-key", "x"], "give the API key once")):
+        _assert_one_clear_error(run_veclut("serve", str(model), *args), phrase)

@@ -95,3 +95,21 @@ def test_a_profile_this_cpu_cannot_run_is_named_with_what_it_lacks(monkeypatch):
     assert cpuinfo.lacking(arm64) == []  # runs under its emulator, whatever this CPU is
     monkeypatch.setattr(cpuinfo, "features", lambda: {name: True for name in cpuinfo.FEATURES})
     assert cpuinfo.cannot_run_reason(avx512) is None
+
+
+def test_requires_python_admits_only_versions_that_have_what_the_code_uses():
+    """tarfile's extraction filters (PEP 706: upstream.py unpacks with filter="data") came with
+    3.10.12, 3.11.4 and 3.12; `X | None` annotations evaluated at import need 3.10. The old
+    ">=3.10" admitted 3.10.0-3.10.11 and 3.11.0-3.11.3, where `veclut fetch` fails on the filter."""
+    import re
+
+    from packaging.specifiers import SpecifierSet
+
+    pyproject = (ROOT / "pyproject.toml").read_text()  # no tomllib: 3.10 runs these tests too
+    spec = SpecifierSet(re.search(r'^requires-python = "([^"]+)"$', pyproject, re.M)[1])
+    lacking = ["3.9.18", "3.10.0", "3.10.11", "3.11.0", "3.11.3"]
+    having = ["3.10.12", "3.10.14", "3.11.4", "3.11.7", "3.12.0", "3.13.1"]
+    assert [v for v in lacking if v in spec] == [] and [v for v in having if v not in spec] == []
+    import tarfile
+
+    assert hasattr(tarfile, "data_filter"), "this interpreter is one of those it admits"

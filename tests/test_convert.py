@@ -120,7 +120,7 @@ def _corrupt(path, how):
 @pytest.mark.parametrize("case, phrase", [
     ("same", "is the input"),
     ("missing-dir", "does not exist; create it first"),
-    ("truncated", "is not a complete, valid GGUF file"),
+    ("truncated", "tensor blk.0.ffn_up.weight ends at byte 1246848, past the end of the file (1241848 bytes)"),
     ("not-gguf", "is not a complete, valid GGUF file"),
     ("missing-src", "does not exist"),
     ("corrupt-header", "is not a complete, valid GGUF file"),
@@ -148,6 +148,91 @@ def test_bad_paths_and_files_are_one_sentence(native_build, tmp_path, case, phra
     assert result.returncode == 1, result.stdout
     assert "Traceback" not in result.stderr and phrase in " ".join(result.stderr.split())
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "nothing is left behind"
+
+
+def _damage_table(path, name, dims=None, offset=None):
+    """Rewrite one entry of the tensor table in place: its dimensions (ggml order) or data offset."""
+    import gguf
+
+    reader = gguf.GGUFReader(path, "r+")
+    entry = next(t for t in reader.tensors if t.name == name).field
+    if dims is not None:
+        entry.parts[3][:] = dims
+    if offset is not None:
+        entry.parts[5][0] = offset
+    reader.data.flush()
+
+
+# Entries of the tensor table no writer makes: each is one sentence naming the tensor (without the
+# checks: a ZeroDivisionError, a file written with an empty tensor, a wrapped-around offset that
+# reads another tensor's bytes, or gguf-py's reshape error naming no tensor).
+TABLE_DAMAGE = [
+    ("blk.0.attn_q.weight", {"dims": [256, 0]}, "tensor blk.0.attn_q.weight has a dimension of 0 (shape 256x0)"),
+    ("blk.0.attn_q.weight", {"dims": [0, 512]}, "tensor blk.0.attn_q.weight has a dimension of 0 (shape 0x512)"),
+    ("blk.0.ffn_down.weight", {"dims": [512, 0]}, "tensor blk.0.ffn_down.weight has a dimension of 0"),
+    ("blk.0.attn_q.weight", {"dims": [256, 1 << 62]}, "tensor blk.0.attn_q.weight has shape 256x4611686018427387904, "
+                                                      "more elements than ggml can count"),
+    ("blk.0.ffn_gate.weight", {"dims": [(1 << 64) - 256, 64]}, "tensor blk.0.ffn_gate.weight has shape "
+                                                               "18446744073709551360x64, more elements than ggml can count"),
+    ("blk.0.ffn_gate.weight", {"dims": [1 << 32, 1 << 31]}, "tensor blk.0.ffn_gate.weight has shape 4294967296x2147483648, "
+                                                            "more elements than ggml can count"),
+    ("blk.0.ffn_down.weight", {"dims": [500, 256]}, "tensor blk.0.ffn_down.weight has rows of 500 weights, not a whole "
+                                                    "number of TQ2_0's 256-weight blocks"),
+    ("blk.0.attn_k.weight", {"offset": (1 << 64) - 32}, "tensor blk.0.attn_k.weight ends at byte"),
+    ("blk.0.attn_k.weight", {"offset": 1 << 40}, "tensor blk.0.attn_k.weight ends at byte"),
+    ("blk.0.attn_k.weight", {"offset": 7}, "tensor blk.0.attn_k.weight starts at data offset 7, not a multiple"),
+]
+
+
+@pytest.mark.parametrize("name, damage, phrase", TABLE_DAMAGE)
+def test_impossible_tensor_table_entries_are_one_sentence(native_build, tmp_path, name, damage, phrase):
+    src = _write(tmp_path / "in.gguf")
+    _damage_table(src, name, **damage)
+    before, listing = _digest(src), sorted(p.name for p in tmp_path.iterdir())
+    result = run_veclut("convert", str(src), str(tmp_path / "out.gguf"), "--type", "I1_V")
+    message = " ".join(result.stderr.split())
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert phrase in message and ("damaged" in message or "truncated" in message), message
+    assert len(result.stderr.strip().splitlines()) <= 3, "one sentence (wrapped), not a report"
+    assert _digest(src) == before and sorted(p.name for p in tmp_path.iterdir()) == listing
+
+
+def test_the_file_check_before_serving_names_the_damaged_tensor(native_build, tmp_path):
+    from veclut import gguf_check
+    from veclut.errors import VeclutError
+
+    src = _write(tmp_path / "in.gguf")
+    _damage_table(src, "blk.0.attn_q.weight", dims=[256, 0])
+    with pytest.raises(VeclutError, match="tensor blk.0.attn_q.weight has a dimension of 0"):
+        gguf_check.validate(src)
+
+
+def test_a_source_that_shrinks_while_it_is_read_is_one_sentence(native_build, tmp_path):
+    """The sizes are checked against the file before reading; a short read afterwards (the file
+    truncated by someone else meanwhile) is still one sentence, not numpy's reshape error."""
+    from veclut import convert_gguf
+    from veclut.errors import VeclutError
+
+    src = _write(tmp_path / "in.gguf")
+    plan = next(p for p in convert_gguf.plan_tensors(_reader(src), _q().I2_V, _gguf()) if p.name == "blk.0.attn_q.weight")
+    with open(src, "rb") as handle, pytest.raises(VeclutError, match="ends inside tensor blk.0.attn_q.weight"):
+        handle.seek(0, os.SEEK_END)
+        plan.src_offset = handle.tell() - 100  # as if the file had been cut 100 bytes into the tensor
+        convert_gguf._read_rows(handle, plan, 0, 2, _gguf())
+
+
+def _gguf():
+    import gguf
+
+    return gguf
+
+
+def _q():
+    return _gguf().GGMLQuantizationType
+
+
+def _reader(path):
+    return _gguf().GGUFReader(path)
 
 
 def _read_only_runner(directory):
@@ -253,3 +338,18 @@ def test_q2_0_gguf_converts_losslessly_to_q2_v(native_build, tmp_path):
         else:
             assert y.tensor_type == x.tensor_type and np.array_equal(np.asarray(x.data), np.asarray(y.data))
     assert b.get_field("general.file_type").contents() == gguf.LlamaFileType.MOSTLY_Q2_V
+
+
+def test_the_output_is_written_through_no_planted_symlink(native_build, tmp_path):
+    """The temporary output had a name anyone could guess (.veclut-tmp-<pid>-<out>): a symlink
+    planted there made the conversion overwrite its target (fails without mkstemp)."""
+    from veclut.convert import run as convert
+
+    src = _write(tmp_path / "in.gguf")
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    out = tmp_path / "out.gguf"
+    (tmp_path / f".veclut-tmp-{os.getpid()}-{out.name}").symlink_to(victim)
+    convert(src, out, "I2_V")
+    assert victim.read_text() == "keep me\n"
+    assert out.read_bytes()[:4] == b"GGUF" and not out.is_symlink()

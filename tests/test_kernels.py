@@ -2,7 +2,7 @@
 
 import pytest
 
-from veclut.matrix import load_matrix, run_matrix, summarize
+from veclut.matrix import Run, load_matrix, run_matrix, summarize
 
 pytestmark = pytest.mark.build
 
@@ -28,6 +28,19 @@ def test_quick_matrix(builds, profile_name):
 @pytest.mark.slow
 def test_full_matrix(builds, profile_name):
     _check(builds, profile_name, "full")
+
+
+def test_code_bytes_no_valid_file_holds_are_read_as_to_float_reads_them(builds):
+    """I2_V / I1_V bytes above the largest code come only from a damaged file, and row validation is
+    off by default: ggml's generic path (vec_dot) indexed its trit tables with them, past the end
+    for I1_V's 243-255. Every path must read such a byte as the reference decode does (its low
+    digits), on every kernel set of the build."""
+    result = builds.runnable("native")
+    runs = [Run(shapes=("33x512",), tokens=(1, 7, 33), threads=(1, 3), inputs=("corrupt",),
+                variants=("I2_V", "I1_V", "I2_V/generic", "I1_V/generic"), path=path) for path in ("dot", "lut")]
+    rows = run_matrix(result.profile, result.bin_dir, runs)
+    failed = [r for r in rows if not r["pass"]]
+    assert rows and not failed, f"{len(failed)} of {len(rows)} cases fail, first: {failed[0]}"
 
 
 def test_matrix_config_parses():

@@ -9,6 +9,7 @@ import json
 import stat
 import tarfile
 
+import local_index
 import pytest
 
 from veclut import bench, bench_peer, cpuinfo, peer, upstream
@@ -89,6 +90,19 @@ def test_a_wrong_file_is_refused_before_anything_in_it_is_read(ik, cache):
     message = str(err.value)
     assert ik.pin.sha256 in message and "configs/peers/ik_llama.yaml" in message and "deleted" in message
     assert [p for p in cache.rglob("*") if p.is_file()] == [], "nothing of the bad download is kept or unpacked"
+
+
+def test_pip_refuses_a_peer_sdist_of_another_hash_before_running_anything_from_it(ik, cache, tmp_path, monkeypatch):
+    """The peer's pin goes through the same hash-checked `pip download` as ours (fails without it:
+    pip runs the archive's build backend, which leaves the marker)."""
+    marker = tmp_path / "backend-ran"
+    local_index.publish(tmp_path / "index", "ik", "1.0", marker, monkeypatch)
+    pin = dataclasses.replace(ik.pin, package="ik", version="1.0", sdist="ik-1.0.tar.gz")  # ik's real sha256
+    with pytest.raises(VeclutError) as err:
+        peer.ensure_source(dataclasses.replace(ik, pin=pin))
+    assert not marker.exists(), "pip ran the build backend of an archive whose hash is not pinned"
+    assert ik.pin.sha256 in str(err.value) and "configs/peers/ik_llama.yaml" in str(err.value)
+    assert [p for p in cache.rglob("*") if p.is_file()] == []
 
 
 def test_the_working_tree_gets_the_files_the_sdist_lacks(ik, cache):

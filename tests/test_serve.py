@@ -3,13 +3,16 @@ both engines, streaming, concurrent clients, bad requests, bad model files. Ever
 started on a free port, waited for with a bounded timeout and stopped by its fixture."""
 
 import json
+import signal
+import socket
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
 from conftest import ROOT, run_veclut
-from serving import Server, free_port, sse_events
+from serving import HOST, Server, free_port, sse_events
 
 pytestmark = pytest.mark.build
 
@@ -147,7 +150,7 @@ def test_python_engine_concurrent_clients(python_server):
 
 
 @pytest.mark.parametrize("case", ["malformed JSON", "not an object", "bad field", "unknown model", "too long",
-                                  "wrong key", "no key"])
+                                  "wrong key", "no key", "huge body", "huge prompt"])
 def test_python_engine_refuses_bad_requests_and_keeps_serving(python_server, case):
     body = {"prompt": "ROMEO.\n", "max_tokens": 4}
     headers = dict(python_server.headers, **{"Content-Type": "application/json"})
@@ -160,21 +163,71 @@ def test_python_engine_refuses_bad_requests_and_keeps_serving(python_server, cas
         body["max_tokens"] = -5
     elif case == "unknown model":
         body["model"], expected = "gpt-4", 404
+    elif case == "huge body":  # announced, never sent: the gate answers from the header
+        raw, expected = b"{}", 413
+        headers["Content-Length"] = str(64 << 20)
     elif case == "too long":
         body["prompt"] = "O Romeo, Romeo! " * 40  # ~900 tokens > 256
+    elif case == "huge prompt":  # 16 MiB: refused before it is tokenized
+        body["prompt"] = "O Romeo, Romeo! " * (1 << 20)
+        expected = 413
     elif case == "wrong key":
         headers["Authorization"], expected = "Bearer nope", 401
     else:
         del headers["Authorization"]
         expected = 401
     content = raw if raw is not None else json.dumps(body).encode()
-    response = httpx.post(f"{python_server.base}/v1/completions", content=content, headers=headers, timeout=60)
+    if case == "huge body":
+        response = _raw_post(python_server, "/v1/completions", headers, content)
+    else:
+        response = httpx.post(f"{python_server.base}/v1/completions", content=content, headers=headers, timeout=60)
     assert response.status_code == expected, response.text
     if expected != 401:  # OpenAI's error shape
         assert response.json()["error"]["message"]
+    if case == "unknown model":  # the alias, never where the model file lies
+        message = response.json()["error"]["message"]
+        assert "'fixture-i2_v'" in message and ".gguf" not in message and str(ROOT) not in message
     assert python_server.alive()
     with python_server.client() as client:
         assert _complete(client, prompt="ROMEO.\n")["choices"][0]["finish_reason"] == "length"
+
+
+def _raw_post(server: Server, path: str, headers: dict, content: bytes) -> httpx.Response:
+    """A POST whose Content-Length may differ from what is sent (httpx would correct it)."""
+    with socket.create_connection((HOST, server.port), timeout=60) as conn:
+        head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": HOST, "Connection": "close", **headers}.items())
+        conn.sendall(f"POST {path} HTTP/1.1\r\n{head}\r\n".encode() + content)
+        reply = b""
+        while chunk := conn.recv(65536):
+            reply += chunk
+    status_line, _, rest = reply.partition(b"\r\n")
+    _, _, body = rest.partition(b"\r\n\r\n")
+    return httpx.Response(int(status_line.split()[1]), content=body)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_server_even_mid_request(models, sig):
+    """A client that sends half a request and waits holds uvicorn's graceful shutdown forever (as a
+    request stuck in llama.cpp did); the server must end anyway, that request with a closed
+    connection. The 60 s wait only bounds the test: the server gives up on requests after
+    server_app.STOP_GRACE seconds."""
+    server = Server(models["I2_V"], "--threads", "2")
+    try:
+        with socket.create_connection((HOST, server.port), timeout=60) as stalled:
+            stalled.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                            b"Content-Length: 1000\r\n\r\n{\"prompt\": ")
+            with server.client() as client:  # answered after the server took in the stalled request
+                assert client.get("/v1/models").status_code == 200
+            server.proc.send_signal(sig)
+            try:
+                code = server.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the server was still running 60 s after {sig.name} with a request in flight")
+            assert stalled.recv(4096).startswith(b"HTTP/1.1 503 "), "the stalled request is told the server stops"
+        assert code in (-sig, 128 + sig), server.output()[-2000:]
+        assert "Traceback" not in server.output()
+    finally:
+        server.stop()
 
 
 def _disconnect_mid_stream(server: Server) -> None:

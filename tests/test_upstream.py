@@ -5,6 +5,7 @@ import hashlib
 import io
 import tarfile
 
+import local_index
 import pytest
 
 from veclut import atomic, upstream
@@ -119,3 +120,31 @@ def test_read_only_or_full_cache_is_a_clear_message(cache, monkeypatch, code, wo
     with pytest.raises(VeclutError) as err:
         upstream.ensure_sdist(_pin(), _downloader())
     assert words in str(err.value) and "VECLUT_CACHE_DIR" in str(err.value)
+
+
+def _local_pin(sha: str) -> UpstreamPin:
+    return UpstreamPin(package="pkg", version="1.0", sdist="pkg-1.0.tar.gz", sha256=sha,
+                       llama_cpp_commit="c" * 40, llama_cpp_dir="vendor/llama.cpp")
+
+
+def test_pip_refuses_an_sdist_of_another_hash_before_running_anything_from_it(tmp_path, cache, monkeypatch):
+    """`pip download` runs an sdist's build backend to read its metadata: with an unpinned archive
+    that must never happen (fails without the hash-checking requirement line: the marker appears)."""
+    marker = tmp_path / "backend-ran"
+    local_index.publish(tmp_path / "index", "pkg", "1.0", marker, monkeypatch)
+    pin = _local_pin("1" * 64)
+    with pytest.raises(VeclutError) as err:
+        upstream.ensure_unpacked(pin)
+    assert not marker.exists(), "pip ran the build backend of an archive whose hash is not pinned"
+    message = str(err.value)
+    assert "sha256" in message and "1" * 64 in message and "pins" in message
+    assert "\n" not in message
+    assert [p for p in cache.rglob("*") if p.is_file()] == [], "nothing of the refused archive is kept"
+
+
+def test_pip_downloads_the_pinned_sdist_from_the_index(tmp_path, cache, monkeypatch):
+    marker = tmp_path / "backend-ran"
+    sha = local_index.publish(tmp_path / "index", "pkg", "1.0", marker, monkeypatch)
+    tree = upstream.ensure_unpacked(_local_pin(sha))
+    assert (tree / "vendor/llama.cpp/CMakeLists.txt").read_text() == "project(x)\n"
+    assert upstream.sha256_of(upstream.sdist_path(_local_pin(sha))) == sha

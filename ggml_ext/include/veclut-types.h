@@ -33,6 +33,9 @@ typedef struct {
 // I1_V: ternary, 5 trits per byte (codes 0..242) for weights 0..239 of the block, then
 // 4 trits per byte (codes 0..80) for weights 240..255, same digit order as I2_V.
 // 54 bytes per 256 weights = 1.6875 bits per weight.
+// A byte above a slot's largest code (81-255 for 4 trits, 243-255 for 5) is found only in a
+// damaged file, which row validation refuses; every path that reads one anyway takes its low
+// digits, i.e. the byte modulo 3^4 or 3^5, and never reads outside a table.
 #define VECLUT_I1_V_QS5 48  // bytes of 5 trits
 #define VECLUT_I1_V_QS4 4   // bytes of 4 trits
 typedef struct {

@@ -11,6 +11,10 @@
 // of N up to sqrt(N)), contiguous or as a permuted (non-contiguous) view, as ggml allows.
 // The 2-bit variants get random Q2_0 blocks (codes 0..3, fp16 scale per 64); Q2_V holds their
 // values as quantized from float (any offset it finds), or for the worst case as Q2_0's codes.
+// --inputs corrupt (I2_V and I1_V variants only): after quantizing, a quarter of the code bytes,
+// and from the first block on one of every value above the largest code, become bytes a valid
+// file never holds (81-255 for 4 trits, 243-255 for 5); the weights are then what the reference dequantization reads from
+// those bytes (digits beyond a code's trits dropped), and every path must compute with those.
 // With --experts E/U every case is a MUL_MAT_ID instead: E experts of M x K, U of them per token
 // (expert 0 in every token, so it takes the vector-LUT path while the others get few tokens and
 // the dot path), once with one activation row per token broadcast to its U experts (as the
@@ -74,7 +78,7 @@ struct options {
 
 [[noreturn]] void usage(const char * why) {
     fprintf(stderr, "test-veclut: %s\n"
-        "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst]\n"
+        "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst,corrupt]\n"
         "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,Q2_V,Q2_0+,I2_V/generic,I1_V/generic,Q2_V/generic]\n"
         "                   [--path auto|dot|lut]\n"
         "                   [--experts E/U] [--src1 flat|3d|permuted] [--ref-rows R] [--seed S]\n", why);
@@ -116,9 +120,13 @@ options parse(int argc, char ** argv) {
             usage(("unknown argument " + a).c_str());
         }
     }
-    bool ternary = false;
+    bool ternary = false, new_ternary_only = true;
     for (const auto & name : o.variants) {
         ternary = ternary || (name.rfind("I", 0) == 0 || name.rfind("TQ", 0) == 0);
+        new_ternary_only = new_ternary_only && name.rfind("I", 0) == 0;
+    }
+    if (std::find(o.inputs.begin(), o.inputs.end(), "corrupt") != o.inputs.end() && !new_ternary_only) {
+        usage("--inputs corrupt takes only the I2_V and I1_V variants (their codes are what it corrupts)");
     }
     const int64_t block = ternary ? 256 : 64;
     for (const auto & s : o.shapes) {
@@ -128,6 +136,34 @@ options parse(int argc, char ** argv) {
         }
     }
     return o;
+}
+
+// Overwrite code bytes of I2_V / I1_V rows with bytes above the largest code of their slot (see
+// --inputs corrupt): a quarter of them at random, and from the first block on one of every such
+// value (as far as the tensor has slots for them).
+void corrupt_codes(ggml_type type, std::vector<uint8_t> & q, int64_t rows, int64_t K, std::mt19937 & rng) {
+    const bool i1 = type == GGML_TYPE_I1_V;
+    const size_t bs = ggml_type_size(type);
+    const int bytes = i1 ? VECLUT_I1_V_QS5 + VECLUT_I1_V_QS4 : VECLUT_QK / 4;  // codes lead the block
+    auto lowest = [&](int i) { return i1 && i < VECLUT_I1_V_QS5 ? 243 : 81; };  // first invalid byte of slot i
+    std::uniform_int_distribution<int> quarter(0, 3);
+    for (int64_t blk = 0; blk < rows * (K / VECLUT_QK); ++blk) {
+        uint8_t * codes = q.data() + blk * bs;
+        for (int i = 0; i < bytes; ++i) {
+            if (quarter(rng) == 0) {
+                codes[i] = (uint8_t) std::uniform_int_distribution<int>(lowest(i), 255)(rng);
+            }
+        }
+    }
+    // 243..255 in the 5-trit slots, 81..255 in the 4-trit ones, from the first block on
+    std::vector<size_t> slot5, slot4;
+    for (int64_t blk = 0; blk < rows * (K / VECLUT_QK); ++blk) {
+        for (int i = 0; i < bytes; ++i) {
+            (lowest(i) == 243 ? slot5 : slot4).push_back(blk * bs + i);
+        }
+    }
+    for (int v = 243; v <= 255 && v - 243 < (int) slot5.size(); ++v) q[slot5[v - 243]] = (uint8_t) v;
+    for (int v = 81; v <= 255 && v - 81 < (int) slot4.size(); ++v) q[slot4[v - 81]] = (uint8_t) v;
 }
 
 // Ternary weights (as trits and one fp16-exact scale per 256-block) for an input kind.
@@ -376,15 +412,20 @@ int main(int argc, char ** argv) {
             for (int64_t r = 0; r < M; r += step) rows.push_back(r);
 
             for (const auto & v : chosen) {
-                const std::vector<float> & w = two_bit(v) ? w2 : w3;
+                std::vector<float> decoded;  // --inputs corrupt: what the corrupt codes hold
                 std::vector<uint8_t> qv, qu;
                 if (two_bit(v)) {
                     qu = q2_0;
-                    qv = v.type == GGML_TYPE_Q2_0 ? q2_0 : input == "worst" ? q2_v_from_q2_0(q2_0) : quantize(v.type, w, M * E, K);
+                    qv = v.type == GGML_TYPE_Q2_0 ? q2_0 : input == "worst" ? q2_v_from_q2_0(q2_0) : quantize(v.type, w2, M * E, K);
                 } else {
-                    qv = quantize(v.type, w, M * E, K);
-                    qu = quantize(v.upstream, w, M * E, K);
+                    qv = quantize(v.type, w3, M * E, K);
+                    if (input == "corrupt") {
+                        corrupt_codes(v.type, qv, M * E, K, rng);
+                        decoded = dequantize(v.type, qv, M * E, K);
+                    }
+                    qu = quantize(v.upstream, input == "corrupt" ? decoded : w3, M * E, K);
                 }
+                const std::vector<float> & w = two_bit(v) ? w2 : input == "corrupt" ? decoded : w3;
                 // lossless: the new type and upstream's hold exactly the same values
                 const bool lossless = dequantize(v.type, qv, M * E, K) == w && dequantize(v.upstream, qu, M * E, K) == w;
                 weights_on_backend mine, theirs;

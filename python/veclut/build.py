@@ -108,6 +108,11 @@ def ninja(what: str, build_dir: Path, targets: tuple, jobs: int | None) -> bool:
 def build(profile_name: str = "native", jobs: int | None = None, bind: bool | None = None) -> BuildResult:
     profile = load_profile(profile_name)
     require_build_tools(profile.required_tools)
+    with atomic.tree_lock(build_root(), "lock the build directory"):  # two builds of one tree wait in turn
+        return _build(profile, jobs, bind)
+
+
+def _build(profile: BuildProfile, jobs: int | None, bind: bool | None) -> BuildResult:
     tree = ensure_patched()
     build_dir = profile_build_dir(profile.name)
     configured = configure(profile, tree, build_dir)

@@ -134,13 +134,11 @@ def cmd_bench(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    import os
+    from .serve import Options, api_key, run
 
-    from .serve import Options, run
-
-    api_key = args.api_key or os.environ.get("VECLUT_API_KEY") or None
+    key = api_key(args.api_key, args.api_key_file)
     return run(Options(model=args.model, engine=args.engine, host=args.host, port=args.port, ctx=args.ctx,
-                       threads=args.threads, api_key=api_key, chat_format=args.chat_format, alias=args.alias,
+                       threads=args.threads, api_key=key, chat_format=args.chat_format, alias=args.alias,
                        parallel=args.parallel, verbose=args.verbose))
 
 
@@ -237,7 +235,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--ctx", type=int, help="context size per request (default: the model's, at most 4096)")
     p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
-    p.add_argument("--api-key", help="require this key (Authorization: Bearer KEY); also read from VECLUT_API_KEY")
+    p.add_argument("--api-key-file", type=Path, metavar="FILE",
+                   help="require the key in FILE (Authorization: Bearer KEY); or set VECLUT_API_KEY")
+    p.add_argument("--api-key", help="require this key; it shows in the process list: prefer VECLUT_API_KEY or --api-key-file")
     p.add_argument("--chat-format", help="chat template name of the engine (default: the template in the GGUF)")
     p.add_argument("--alias", help="model name in the API (default: the file name without .gguf)")
     p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")

@@ -79,6 +79,7 @@ class BuildProfile:
     cmake: dict = field(default_factory=dict)
     targets: tuple = ()
     runner: tuple = ()           # prefix to run the profile's programs (e.g. qemu-user)
+    run_env: dict = field(default_factory=dict)  # environment its programs run with (sanitizer options)
     bind_python: bool = False    # bind llama_cpp / gguf to this build
     host_runnable: bool = True
     required_tools: tuple = ()   # (program, debian package) pairs beyond the defaults
@@ -127,6 +128,7 @@ def load_profile(name: str, directory: Path | None = None) -> BuildProfile:
         cmake=cmake,
         targets=tuple(targets),
         runner=tuple(data.get("runner", [])),
+        run_env={str(k): str(v) for k, v in (data.get("run_env") or {}).items()},
         bind_python=bool(data.get("bind_python", False)),
         host_runnable=bool(data.get("host_runnable", True)),
         required_tools=tools,

@@ -3,13 +3,12 @@ OUT, and renames it into place only when every tensor converted and verified."""
 
 import contextlib
 import errno
-import os
 import re
 from pathlib import Path
 
 from rich.table import Table
 
-from . import ui
+from . import atomic, ui
 from .errors import VeclutError, describe_os_error
 
 # I2_V / I1_V: veclut's ternary types; TQ2_0 / TQ1_0: upstream's, for a file plain llama.cpp opens;
@@ -34,7 +33,10 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
     if type_name not in TYPES:
         raise VeclutError(f"unknown type {type_name}; choose one of {', '.join(TYPES)}")
     _check_paths(src, out, force)
-    tmp = out.with_name(f".veclut-tmp-{os.getpid()}-{out.name}")
+    try:
+        tmp = atomic.temp_file(out)  # unpredictable, created here: a planted symlink is never followed
+    except OSError as err:
+        raise _write_error(err, src, out) from None
     try:
         if src.is_dir() and type_name == "Q2_V":
             raise VeclutError(f"--type Q2_V converts a GGUF holding Q2_0 tensors; for the float weights of {src}, "
@@ -47,7 +49,7 @@ def run(src: Path, out: Path, type_name: str, ternarize: bool = False, force: bo
             from .convert_gguf import convert as convert_gguf
 
             report = convert_gguf(src, tmp, type_name, ternarize)
-        os.replace(tmp, out)
+        atomic.commit(tmp, out)  # fsynced before and after the rename
     except OSError as err:
         raise _write_error(err, src, out) from None
     finally:

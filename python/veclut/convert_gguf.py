@@ -4,6 +4,7 @@ verifies every converted chunk, writes under a temporary name and renames at the
 other runtimes: their ternary types are read by foreign_reader.py and converted by
 convert_foreign.py, their metadata renamed by convert_meta.py."""
 
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ def plan_tensors(reader, target, gguf) -> list[TensorPlan]:
         else:
             reason = f"{t.tensor_type.name} -> {target.name}"
         dst = target if convertible else t.tensor_type
-        rows = int(np.prod(shape[1:]))
+        rows = math.prod(shape[1:])
         block, size = gguf.GGML_QUANT_SIZES[dst]
         plans.append(TensorPlan(t.name, t.tensor_type, dst, shape, int(t.data_offset), int(t.n_bytes),
                                 rows * (k // block) * size, reason))
@@ -88,7 +89,7 @@ def _read_rows(handle, plan: TensorPlan, row0: int, nrows: int, gguf) -> np.ndar
     block, size = gguf.GGML_QUANT_SIZES[plan.src_type]
     row_bytes = k // block * size
     handle.seek(plan.src_offset + row0 * row_bytes)
-    raw = np.frombuffer(handle.read(nrows * row_bytes), dtype=np.uint8)
+    raw = _read_exactly(handle, nrows * row_bytes, plan)
     quant = gguf.GGMLQuantizationType
     if plan.src_type == quant.F32:
         return raw.view(np.float32).reshape(nrows, k)
@@ -98,7 +99,15 @@ def _read_rows(handle, plan: TensorPlan, row0: int, nrows: int, gguf) -> np.ndar
 
 
 def _rows(plan: TensorPlan) -> int:
-    return int(np.prod(plan.shape[1:]))
+    return math.prod(plan.shape[1:])
+
+
+def _read_exactly(handle, nbytes: int, plan: TensorPlan) -> np.ndarray:
+    raw = handle.read(nbytes)
+    if len(raw) != nbytes:  # the file shrank after its size was checked
+        raise VeclutError(f"the source ends inside tensor {plan.name}: the file is truncated or changed while it was read; "
+                          "re-create or re-download it")
+    return np.frombuffer(raw, dtype=np.uint8)
 
 
 def _scan(handle, plan: TensorPlan, step: int, gguf) -> tuple[bool, np.float32, float]:
@@ -150,7 +159,7 @@ def _convert_q2_0(handle, out, plan: TensorPlan, bar, task) -> None:
     handle.seek(plan.src_offset)
     for row0 in range(0, rows, step):
         n = min(step, rows - row0)
-        raw = np.frombuffer(handle.read(n * row_bytes), dtype=np.uint8).reshape(n, row_bytes)
+        raw = _read_exactly(handle, n * row_bytes, plan).reshape(n, row_bytes)
         out.write(np.ascontiguousarray(convert_q2.convert_rows(raw, plan.name, gguf)).tobytes())
         bar.advance(task, n * row_bytes)
 
@@ -217,14 +226,14 @@ def convert(src: Path, tmp_out: Path, target_name: str, ternarize: bool) -> Repo
     import gguf
 
     try:
-        reader = foreign_reader.open_reader(src)
+        reader = foreign_reader.open_reader(src)  # every tensor's size and place checked against the file
     except VeclutError:
         raise
     except Exception as err:  # gguf-py raises ValueError/IndexError/struct errors on bad files
         raise VeclutError(f"{src} is not a complete, valid GGUF file ({err.__class__.__name__}: {err}); check the file or re-create it") from None
     target = gguf.GGMLQuantizationType[target_name]
     plans = plan_tensors(reader, target, gguf)
-    for plan in plans:
+    for plan in plans:  # tensors of upstream types were checked as the file was read; these are the others
         if plan.src_offset + plan.src_bytes > src.stat().st_size:
             raise VeclutError(f"{src} is truncated (tensor {plan.name} ends past the end of the file); re-create or re-download it")
     foreign_reader.check_sizes(reader, src.stat().st_size)

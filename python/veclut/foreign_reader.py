@@ -5,11 +5,14 @@ names the id, the tensor and the types `veclut convert` reads. Tensors of upstre
 read by gguf-py itself, unchanged."""
 
 import functools
+import math
+from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
 from .errors import VeclutError
+from .gguf_check import _check_tensor
 from .foreign_types import FOREIGN_TYPES, FormatError, ForeignType, readable_types
 
 
@@ -35,6 +38,10 @@ def _reader_class():
     known = {int(t) for t in gguf.GGMLQuantizationType}
 
     class Reader(gguf.GGUFReader):
+        def __init__(self, path, *args, **kwargs):
+            self.veclut_path = Path(path)  # _build_tensors runs inside GGUFReader's constructor
+            super().__init__(path, *args, **kwargs)
+
         def _build_tensors(self, start_offs, fields):
             tensors, names = [], set()
             for field in fields:
@@ -44,7 +51,10 @@ def _reader_class():
                     raise ValueError(f"Found duplicated tensor with name {name}")
                 names.add(name)
                 type_id = int(raw_dtype[0])
-                if type_id in known:  # gguf-py's own reading, one tensor at a time
+                if type_id in known:  # checked against the file (gguf_check), then gguf-py's own reading
+                    _check_tensor(self.veclut_path, name, [int(d) for d in dims.tolist()],
+                                  gguf.GGMLQuantizationType(type_id), int(offset[0]), int(start_offs),
+                                  int(self.alignment), int(self.data.nbytes), gguf)
                     super()._build_tensors(start_offs, [field])
                     tensors.append(self.tensors[0])
                     continue
@@ -53,7 +63,7 @@ def _reader_class():
                         f"tensor {name} has type id {type_id}, which veclut convert does not read: it reads the pinned "
                         f"llama.cpp's types and the ternary types {readable_types()}; convert the model from its "
                         "float weights instead")
-                tensors.append(_foreign_tensor(name, FOREIGN_TYPES[type_id], dims, int(start_offs + offset[0])))
+                tensors.append(_foreign_tensor(name, FOREIGN_TYPES[type_id], dims, int(start_offs) + int(offset[0])))
             self.tensors = tensors
 
     return Reader
@@ -61,7 +71,10 @@ def _reader_class():
 
 def _foreign_tensor(name: str, ftype: ForeignType, dims, offset: int) -> ForeignTensor:
     shape = [int(d) for d in dims.tolist()]
-    k, rows = shape[0], int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+    if 0 in shape:
+        raise VeclutError(f"tensor {name} has a dimension of 0 (shape {'x'.join(map(str, shape))}); the file is "
+                          "damaged: re-create or re-download it")
+    k, rows = shape[0], math.prod(shape[1:])  # Python integers: a damaged shape cannot wrap around
     try:
         nbytes = ftype.nbytes(k, rows)
     except FormatError as err:

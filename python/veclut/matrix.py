@@ -61,7 +61,8 @@ def load_matrix(level: str, path: Path | None = None) -> list[Run]:
 
 def kernel_sets(profile: BuildProfile, bin_dir: Path) -> list[str]:
     """The kernel sets compiled into a build, as the library itself reports them."""
-    result = subprocess.run([*profile.runner, str(bin_dir / "veclut-info")], capture_output=True, text=True, timeout=600)
+    result = subprocess.run([*profile.runner, str(bin_dir / "veclut-info")], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, **profile.run_env})
     for line in result.stdout.splitlines():
         if line.startswith("kernel_sets:"):
             return [s for s in line.split(":", 1)[1].strip().split(",") if s]
@@ -80,17 +81,24 @@ def run_matrix(profile: BuildProfile, bin_dir: Path, runs: list[Run], timeout: i
 
 def _run_kernel_set(profile: BuildProfile, bin_dir: Path, runs: list[Run], kernels: str, timeout: int) -> list[dict]:
     rows = []
-    env = {**os.environ, "VECLUT_KERNELS": kernels}
+    env = {**os.environ, **profile.run_env, "VECLUT_KERNELS": kernels}
+    shown_env = " ".join(f"{k}={v}" for k, v in {**profile.run_env, "VECLUT_KERNELS": kernels}.items())
     for run in runs:
         cmd = [*profile.runner, str(bin_dir / "test-veclut"), *run.args()]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if result.returncode not in (0, 1) or len(got) != run.cases:
-            tail = (result.stderr.strip().splitlines() or ["no output"])[-1]
             raise VeclutError(f"test-veclut ({kernels} kernels) stopped after {len(got)} of {run.cases} cases "
-                              f"(exit {result.returncode}: {tail}); rerun it by hand: VECLUT_KERNELS={kernels} {' '.join(cmd)}")
+                              f"(exit {result.returncode}: {_reason(result.stderr)}); rerun it by hand: {shown_env} {' '.join(cmd)}")
         rows.extend(got)
     return rows
+
+
+def _reason(stderr: str) -> str:
+    """Why a program stopped: a sanitizer's finding (its report ends in a generic line), else its last line."""
+    lines = stderr.strip().splitlines()
+    found = [line.strip() for line in lines if "Sanitizer:" in line or ": runtime error:" in line]
+    return (found or lines or ["no output"])[0 if found else -1]
 
 
 def summarize(rows: list[dict]) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from . import atomic, ui
 from .config import UpstreamPin, load_upstream
 from .errors import VeclutError
 from .patchfile import Patch, parse_patch, parse_series
-from .paths import project_root, source_tree
+from .paths import build_root, project_root, source_tree
 from .upstream import ensure_unpacked
 
 STAMP = ".veclut-patched"
@@ -123,6 +123,11 @@ def _keep_unchanged_mtimes(old: Path, new: Path, patches: list[Patch]) -> None:
 
 def ensure_patched(pin: UpstreamPin | None = None, directory: Path | None = None) -> Path:
     """The patched tree at build/src, rebuilt only when the pin or a patch changed."""
+    with atomic.tree_lock(build_root(), "lock the build directory"):  # a build of this tree may be using it
+        return _ensure_patched(pin, directory)
+
+
+def _ensure_patched(pin: UpstreamPin | None, directory: Path | None) -> Path:
     pin = pin or load_upstream()
     directory = directory or patches_dir()
     patches = load_series(directory)

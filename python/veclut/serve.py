@@ -42,6 +42,30 @@ class Options:
     verbose: bool = False
 
 
+API_KEY_ENV = "VECLUT_API_KEY"
+
+
+def api_key(given: str | None, key_file: Path | None) -> str | None:
+    """The key clients must send: from --api-key-file, VECLUT_API_KEY or --api-key. The first two
+    keep it out of the process list; the server itself gets it by environment, never by argv."""
+    if given and key_file:
+        raise VeclutError("give the API key once: --api-key-file or --api-key, not both")
+    if key_file is not None:
+        try:
+            key = key_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as err:
+            why = err.strerror if isinstance(err, OSError) else "it is not UTF-8 text"
+            raise VeclutError(f"cannot read the API key file {key_file} ({why}); give a readable file holding the key") from None
+        if not key or any(c.isspace() for c in key):
+            raise VeclutError(f"the API key file {key_file} must hold one key: one line, no spaces")
+        return key
+    if given:
+        ui.info(f"--api-key shows the key to everyone who can list this machine's processes; "
+                f"pass it in {API_KEY_ENV} or --api-key-file instead")
+        return given
+    return os.environ.get(API_KEY_ENV) or None
+
+
 def context_size(info: ModelInfo, ctx: int | None) -> int:
     if ctx is not None:
         if ctx < 1:

@@ -1,12 +1,15 @@
 """`veclut fetch`: a pinned sdist from PyPI (ours, or a peer runtime's), checked and unpacked into the cache.
 
-Every pin goes through this one path: pip download, sha256 checked before anything in the
-archive is read, unpacked under a temporary name and renamed."""
+Every pin goes through this one path: pip download in hash-checking mode (pip compares the
+archive with the pinned sha256 before it unpacks it or runs anything from it), the sha256
+checked again by us before anything in the archive is read, unpacked under a temporary name and
+renamed."""
 
 import hashlib
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 from . import atomic, ui
@@ -25,11 +28,27 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+# what pip prints when an archive does not have the hash its requirement line pins
+_PIP_HASH_MISMATCH = "DO NOT MATCH THE HASHES"
+
+
 def pip_download(pin: UpstreamPin, dest: Path) -> None:
-    """Fetch the sdist through pip (its index, proxies and config apply), without dependencies."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           "--disable-pip-version-check", "-d", str(dest), pin.requirement]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    """Fetch the sdist through pip (its index, proxies and config apply), without dependencies.
+
+    `pip download` prepares an sdist's metadata, which runs its build backend; a requirement line
+    with the pinned hash puts pip in hash-checking mode, where it refuses an archive of another
+    hash before it unpacks it, so nothing from an archive we did not pin ever runs."""
+    with tempfile.TemporaryDirectory(prefix="veclut-pin-") as req_dir:
+        requirement = Path(req_dir) / "requirement.txt"
+        requirement.write_text(f"{pin.requirement} --hash=sha256:{pin.sha256}\n")
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--require-hashes",
+               "--disable-pip-version-check", "-d", str(dest), "-r", str(requirement)]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0 and _PIP_HASH_MISMATCH in result.stderr + result.stdout:
+        raise VeclutError(
+            f"the index offers a {pin.sdist} whose sha256 is not the {pin.sha256} that {pin.config} pins; "
+            "pip refused it before running anything from it: check the pin or your package index"
+        )
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise VeclutError(

@@ -13,16 +13,19 @@ namespace veclut {
 
 static constexpr int SCALAR_TILE = 16;
 
-// trits of every 4- and 5-trit code, for the dot-product path
+// Trits of every byte read as a 4- and as a 5-trit code, for the dot-product path. It also serves
+// ggml's generic path (vec_dot.cpp), which reads codes straight from the file, so it has an entry
+// for every byte: one above the largest code (81+ / 243+, only in a corrupt file) reads as the
+// reference decode and the repack read it (ternary.c): its digits beyond the code's trits dropped.
 struct trit_table {
-    int8_t t4[81][4];
-    int8_t t5[243][5];
+    int8_t t4[256][4];
+    int8_t t5[256][5];
     trit_table() {
-        for (int c = 0; c < 243; ++c) {
+        for (int c = 0; c < 256; ++c) {
             int code = c;
             for (int j = 0; j < 5; ++j) {
                 t5[c][j] = (int8_t) (code % 3 - 1);
-                if (c < 81 && j < 4) {
+                if (j < 4) {
                     t4[c][j] = t5[c][j];
                 }
                 code /= 3;
