@@ -134,3 +134,19 @@ def test_sizes_are_those_of_the_runtimes():
     assert TYPES["IQ2_BN_R4"].nbytes(2560, 8) == 8 * (4 + 2560 // 4)
     assert TYPES["IQ1_BN"].nbytes(2560, 10) == 10 * (2 + 13 * 40)
     assert TYPES["I2_S"].nbytes(8640, 3200) == 8640 * 3200 // 4 + 32
+
+
+def test_a_damaged_foreign_shape_is_refused_or_counted_without_wrapping():
+    """A zero dimension is one sentence; a shape too large for int64 is counted exactly (Python
+    integers), so the size check that follows sees it instead of a wrapped-around small number."""
+    import numpy as np
+
+    from veclut.errors import VeclutError
+    from veclut.foreign_reader import _foreign_tensor
+    from veclut.foreign_types import FOREIGN_TYPES
+
+    iq2_bn = FOREIGN_TYPES[135]
+    with pytest.raises(VeclutError, match="tensor t has a dimension of 0 .*re-create or re-download it"):
+        _foreign_tensor("t", iq2_bn, np.array([256, 0], dtype=np.uint64), 0)
+    huge = _foreign_tensor("t", iq2_bn, np.array([256, 2**40, 2**40], dtype=np.uint64), 0)
+    assert huge.n_elements == 256 * 2**80 and huge.n_bytes > 2**80
