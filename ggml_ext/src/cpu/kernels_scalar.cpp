@@ -13,11 +13,13 @@ namespace veclut {
 
 static constexpr int SCALAR_TILE = 16;
 
-// trits of every 4- and 5-trit code, for the dot-product path
+// trits of every 4- and 5-trit code, for the dot-product path; built by the compiler (constexpr):
+// a constructor run at load time would be code compiled for this library's ISA, and ggml loads
+// every CPU variant library to ask it for its score, including those this CPU cannot run
 struct trit_table {
     int8_t t4[81][4];
     int8_t t5[243][5];
-    trit_table() {
+    constexpr trit_table() : t4(), t5() {
         for (int c = 0; c < 243; ++c) {
             int code = c;
             for (int j = 0; j < 5; ++j) {
@@ -30,7 +32,7 @@ struct trit_table {
         }
     }
 };
-static const trit_table TRITS;
+static constexpr trit_table TRITS;
 
 int32_t dot_block(layout kind, const uint8_t * codes, const int8_t * q) {
     const layout_info li = info_of(kind);
