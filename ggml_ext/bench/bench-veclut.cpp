@@ -19,9 +19,8 @@
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
-#include "veclut.h"
 #include "../tools/arg-lists.h"
+#include "../tools/cpu-backend.h"
 
 #include <algorithm>
 #include <chrono>
@@ -152,8 +151,8 @@ void make_weights(weight_set & ws, const type_spec & t, int64_t M, int64_t K, co
     for (int i = 0; i < n; ++i) {
         ws.copies.push_back(ggml_new_tensor_2d(ws.ctx, t.type, K, M));
     }
-    ws.buf = ggml_backend_alloc_ctx_tensors_from_buft(ws.ctx, t.veclut_buffer ? ggml_backend_veclut_buffer_type()
-                                                                              : ggml_backend_cpu_buffer_type());
+    const veclut_cpu::backend & backend = veclut_cpu::cpu("bench-veclut");
+    ws.buf = ggml_backend_alloc_ctx_tensors_from_buft(ws.ctx, t.veclut_buffer ? backend.veclut_buffer_type() : backend.buffer_type());
     if (ws.buf == nullptr) {
         fprintf(stderr, "bench-veclut: cannot allocate %d copies of %s %lldx%lld\n", n, t.name.c_str(), (long long) M, (long long) K);
         exit(1);
@@ -268,9 +267,10 @@ int main(int argc, char ** argv) {
         }
         return 0;
     }
-    ggml_backend_t cpu = ggml_backend_cpu_init();
+    const veclut_cpu::backend & backend = veclut_cpu::cpu("bench-veclut");
+    ggml_backend_t cpu = backend.init();
     std::mt19937 rng(o.seed);
-    fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", veclut_active_kernel_set(), veclut_kernel_sets());
+    fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", backend.active_kernel_set(), backend.kernel_sets());
 
     for (const auto & shape : o.shapes) {
         const int64_t M = shape.first, K = shape.second;
@@ -294,7 +294,7 @@ int main(int argc, char ** argv) {
         // results[type][threads][N]: per-MUL_MAT median seconds, for the ratios
         std::map<std::string, std::map<int, std::map<int64_t, timing>>> results;
         for (int nt : o.threads) {
-            ggml_backend_cpu_set_n_threads(cpu, nt);
+            backend.set_n_threads(cpu, nt);
             for (int64_t N : o.tokens) {
                 for (const auto & name : o.types) {
                     const weight_set & ws = *sets[name];
