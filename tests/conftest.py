@@ -50,6 +50,22 @@ def missing_tools_reason(profile) -> str | None:
             f"install with `apt-get update && apt-get install -y {packages}`")
 
 
+def info_fields(stdout: str) -> dict[str, str]:
+    """veclut-info's `key: value` lines."""
+    return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+
+
+def qemu_x86() -> list[str]:
+    """qemu-user for x86-64, to run a build on one of its older CPU models (`-cpu Nehalem`)."""
+    import shutil
+
+    path = shutil.which("qemu-x86_64")
+    if path is None:
+        reason = "qemu-x86_64 is not installed; install with `apt-get update && apt-get install -y qemu-user`"
+        pytest.fail(reason) if REQUIRE_TOOLS else pytest.skip(reason)
+    return [path]
+
+
 class _Builds:
     """Builds requested by tests, each once per session."""
 
