@@ -14,7 +14,7 @@ FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true",
                      help="also run the slow tests: the full kernel matrix, the 8B-parameter conversion")
-    parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64,arm64-nodot",
+    parser.addoption("--profiles", default="native,scalar,avx2,avx512,arm64,arm64-nodot,portable",
                      help="build profiles the build-backed tests cover (comma-separated)")
 
 
