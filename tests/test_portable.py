@@ -4,6 +4,7 @@ library this CPU runs and veclut picks, inside it, the best kernel set. qemu-use
 in for older CPUs. llama-cpp-python bound to the build finds the libraries, generates and serves."""
 
 import dataclasses
+import os
 import platform
 import re
 import subprocess
@@ -95,6 +96,20 @@ def test_older_cpu_gets_its_variant_and_kernel_set(portable, cpu, variant, kerne
     scores = _scores(f)
     assert scores[variant] == max(scores.values()) > 0
     assert all(scores[v] == 0 for v, sets in VARIANT_KERNEL_SETS.items() if "avx512" in sets), scores
+
+
+def test_no_cpu_library_to_load_is_one_sentence(portable, tmp_path):
+    """veclut-info and libggml copied without the CPU libraries: nothing to load, said in one line."""
+    import shutil
+
+    for path in [portable.bin_dir / "veclut-info", *portable.bin_dir.glob("libggml.so*"), *portable.bin_dir.glob("libggml-base.so*")]:
+        shutil.copy(path, tmp_path / path.name, follow_symlinks=True)
+    # LD_LIBRARY_PATH wins over the build's RUNPATH, so libggml (and its search) is the copy's
+    info = subprocess.run([str(tmp_path / "veclut-info")], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                          env={**os.environ, "LD_LIBRARY_PATH": str(tmp_path)})
+    assert info.returncode == 1, (info.returncode, info.stderr)
+    lines = info.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("veclut-info: found no ggml CPU library this CPU can run"), lines
 
 
 @pytest.mark.parametrize("cpu, variant, kernels", [c for c in OLDER_CPUS if c[0] in ("Nehalem", "Haswell")])

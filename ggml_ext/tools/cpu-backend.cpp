@@ -28,8 +28,8 @@ backend load(const char * program) {
     b.reg = ggml_backend_reg_by_name("CPU");
     b.dev = ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU);
     if (b.reg == nullptr || b.dev == nullptr) {
-        std::fprintf(stderr, "%s: found no ggml CPU backend this CPU can run (libggml-cpu-*.so beside the program); "
-                     "rebuild the profile\n", program);
+        std::fprintf(stderr, "%s: found no ggml CPU library this CPU can run (libggml-cpu-*.so beside the program or "
+                     "libggml); rebuild its profile with `veclut build --profile NAME`\n", program);
         std::exit(1);
     }
     b.set_n_threads = entry<ggml_backend_set_n_threads_t>(b.reg, "ggml_backend_set_n_threads", program);
