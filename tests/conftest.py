@@ -14,7 +14,7 @@ FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 def pytest_addoption(parser):
     parser.addoption("--full", action="store_true",
                      help="also run the slow tests: the full kernel matrix, the 8B-parameter conversion")
-    parser.addoption("--profiles", default="native,scalar,avx2,asan,avx512,arm64,arm64-nodot",
+    parser.addoption("--profiles", default="native,scalar,avx2,asan,avx512,arm64,arm64-nodot,portable",
                      help="build profiles the build-backed tests cover (comma-separated)")
 
 
@@ -48,6 +48,22 @@ def missing_tools_reason(profile) -> str | None:
     packages = " ".join(sorted({package for _, package in missing}))
     return (f"profile {profile.name} needs {', '.join(p for p, _ in missing)}, not installed here; "
             f"install with `apt-get update && apt-get install -y {packages}`")
+
+
+def info_fields(stdout: str) -> dict[str, str]:
+    """veclut-info's `key: value` lines."""
+    return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
+
+
+def qemu_x86() -> list[str]:
+    """qemu-user for x86-64, to run a build on one of its older CPU models (`-cpu Nehalem`)."""
+    import shutil
+
+    path = shutil.which("qemu-x86_64")
+    if path is None:
+        reason = "qemu-x86_64 is not installed; install with `apt-get update && apt-get install -y qemu-user`"
+        pytest.fail(reason) if REQUIRE_TOOLS else pytest.skip(reason)
+    return [path]
 
 
 class _Builds:

@@ -23,14 +23,15 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, model: Path, *extra: str, api_key: str | None = None, keepalive: bool = True):
+    def __init__(self, model: Path, *extra: str, api_key: str | None = None, keepalive: bool = True,
+                 env: dict | None = None):
         self.port = free_port()
         self.api_key = api_key
         self.keepalive = keepalive
         self.base = f"http://{HOST}:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="veclut-serve-", suffix=".log", delete=False)
         cmd = [sys.executable, "-m", "veclut.cli", "serve", str(model), "--host", HOST, "--port", str(self.port), *extra]
-        env = {**os.environ, **({"VECLUT_API_KEY": api_key} if api_key else {})}
+        env = {**os.environ, **(env or {}), **({"VECLUT_API_KEY": api_key} if api_key else {})}
         # own process group: stop() reaches the server even if it ever forks
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:

@@ -4,12 +4,11 @@ lacks stops with one sentence instead of an illegal instruction. qemu-user's x86
 stand in for older CPUs."""
 
 import os
-import shutil
 import subprocess
 
 import pytest
 
-from conftest import REQUIRE_TOOLS
+from conftest import info_fields, qemu_x86
 from veclut import cpuinfo
 
 pytestmark = pytest.mark.build
@@ -24,22 +23,10 @@ def _info(result, prefix=(), env=None) -> subprocess.CompletedProcess:
                           timeout=300, env={**os.environ, **(env or {})})
 
 
-def _fields(stdout: str) -> dict[str, str]:
-    return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
-
-
-def _qemu_x86() -> list[str]:
-    path = shutil.which("qemu-x86_64")
-    if path is None:
-        reason = "qemu-x86_64 is not installed; install with `apt-get update && apt-get install -y qemu-user`"
-        pytest.fail(reason) if REQUIRE_TOOLS else pytest.skip(reason)
-    return [path]
-
-
 def test_kernel_set_is_one_this_cpu_runs(native_build):
     info = _info(native_build)
     assert info.returncode == 0, info.stderr
-    f = _fields(info.stdout)
+    f = info_fields(info.stdout)
     runnable, compiled = f["kernel_sets"].split(","), f["kernel_sets_compiled"].split(",")
     assert set(runnable) <= set(compiled) and runnable[-1] == "scalar"
     assert f["active_kernel_set"] == runnable[0]
@@ -53,7 +40,7 @@ def test_kernel_set_is_one_this_cpu_runs(native_build):
 
 
 def test_kernel_set_this_cpu_cannot_run_is_refused_in_one_sentence(native_build):
-    runnable = _fields(_info(native_build).stdout)["kernel_sets"].split(",")
+    runnable = info_fields(_info(native_build).stdout)["kernel_sets"].split(",")
     wanted = next((k for k in ("avx512", "avx2", "neon") if k not in runnable), "no-such-set")
     info = _info(native_build, env={"VECLUT_KERNELS": wanted})
     assert info.returncode == 1, (info.returncode, info.stderr)
@@ -65,7 +52,7 @@ def test_kernel_set_this_cpu_cannot_run_is_refused_in_one_sentence(native_build)
 def test_a_build_for_extensions_this_cpu_lacks_stops_with_one_sentence(builds):
     """The avx512 profile on a CPU without AVX-512 (this machine's, or qemu's Haswell model)."""
     result = builds.get("avx512")
-    prefix = [] if cpuinfo.lacking(result.profile) else [*_qemu_x86(), *HASWELL]
+    prefix = [] if cpuinfo.lacking(result.profile) else [*qemu_x86(), *HASWELL]
     info = _info(result, prefix)
     assert info.returncode == 1, (info.returncode, info.stderr[-500:])  # not a signal (SIGILL: -4)
     lines = info.stderr.strip().splitlines()
@@ -79,18 +66,18 @@ def test_a_build_for_extensions_this_cpu_lacks_stops_with_one_sentence(builds):
 ])
 def test_older_cpu_models_pick_the_right_set(builds, profile, cpu, expected):
     result = builds.get(profile)
-    info = _info(result, [*_qemu_x86(), *cpu])
+    info = _info(result, [*qemu_x86(), *cpu])
     assert info.returncode == 0, info.stderr[-500:]
-    f = _fields(info.stdout)
+    f = info_fields(info.stdout)
     assert f["active_kernel_set"] == expected, f
     assert "avx512" not in f["cpu_features"]
 
 
 def test_native_build_under_a_cpu_without_avx_stops_with_one_sentence(native_build):
-    compiled = _fields(_info(native_build).stdout)
+    compiled = info_fields(_info(native_build).stdout)
     if compiled["build_feature_avx2"] != "1":
         pytest.skip("this machine's native build does not use AVX2, so an SSE4.2 CPU can run it")
-    info = _info(native_build, [*_qemu_x86(), *NEHALEM])
+    info = _info(native_build, [*qemu_x86(), *NEHALEM])
     assert info.returncode == 1, (info.returncode, info.stderr[-500:])
     lines = info.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(REFUSAL) and "avx2" in lines[0], lines

@@ -14,9 +14,8 @@
 
 #include "ggml.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
-#include "veclut.h"
 #include "gemm-timing.h"
+#include "../tools/cpu-backend.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -50,7 +49,8 @@ const named_type TYPES[] = {
 gemm_timing::type_spec resolve(const std::string & name) {
     for (const auto & t : TYPES) {
         if (name == t.name) {
-            return {t.type, t.veclut_buffer ? ggml_backend_veclut_buffer_type() : ggml_backend_cpu_buffer_type(), t.baseline};
+            const veclut_cpu::backend & cpu = veclut_cpu::cpu("bench-veclut");
+            return {t.type, t.veclut_buffer ? cpu.veclut_buffer_type() : cpu.buffer_type(), t.baseline};
         }
     }
     return {GGML_TYPE_COUNT, nullptr, ""};
@@ -77,7 +77,8 @@ int main(int argc, char ** argv) {
         return 0;
     }
     if (o.types.empty()) o.types = {"I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"};
-    fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", veclut_active_kernel_set(), veclut_kernel_sets());
-    gemm_timing::run(o, resolve);
+    const veclut_cpu::backend & cpu = veclut_cpu::cpu("bench-veclut");  // ggml's registry: any build profile
+    fprintf(stderr, "bench-veclut: kernel set %s (compiled: %s)\n", cpu.active_kernel_set(), cpu.kernel_sets());
+    gemm_timing::run(o, resolve, {[&] { return cpu.init(); }, cpu.set_n_threads});
     return 0;
 }

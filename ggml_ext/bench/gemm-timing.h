@@ -2,8 +2,7 @@
 // bench-peer-gemm (the same measurement compiled against a peer runtime's ggml): the same random
 // ternary weights, the same weight rotation through DRAM, the same timing and JSON lines, so
 // their GOPS can be divided. Only public ggml API that both ggml trees share is used; the
-// includer declares ggml_backend_cpu_init / ggml_backend_cpu_set_n_threads first (ggml-cpu.h
-// upstream, ggml-backend.h in older trees).
+// includer says how it reaches the CPU backend (cpu_api: through ggml's registry, or directly).
 //
 // The weights are rotated through enough copies (each a separate tensor) that their total
 // exceeds --min-mib (default 96 MiB, three times a 32 MiB L3), so every MUL_MAT streams its
@@ -54,6 +53,12 @@ struct type_spec {
     std::string baseline;
 };
 using type_resolver = std::function<type_spec(const std::string &)>;
+
+// How the program starts the CPU backend and sets its thread count.
+struct cpu_api {
+    std::function<ggml_backend_t()> init;
+    std::function<void(ggml_backend_t, int)> set_n_threads;
+};
 
 inline std::string program = "gemm";  // the includer's name, for its messages
 
@@ -253,8 +258,8 @@ inline std::vector<float> ternary_weights(int64_t M, int64_t K, std::mt19937 & r
 
 // Every shape x thread count x N x type, one JSON line per measurement, then the ratio lines of
 // each type against its baseline measured in the same run.
-inline void run(const options & o, const type_resolver & resolve) {
-    ggml_backend_t cpu = ggml_backend_cpu_init();
+inline void run(const options & o, const type_resolver & resolve, const cpu_api & api) {
+    ggml_backend_t cpu = api.init();
     std::mt19937 rng(o.seed);
     for (const auto & shape : o.shapes) {
         const int64_t M = shape.first, K = shape.second;
@@ -269,7 +274,7 @@ inline void run(const options & o, const type_resolver & resolve) {
         // results[type][threads][N]: per-MUL_MAT median seconds, for the ratios
         std::map<std::string, std::map<int, std::map<int64_t, timing>>> results;
         for (int nt : o.threads) {
-            ggml_backend_cpu_set_n_threads(cpu, nt);
+            api.set_n_threads(cpu, nt);
             ggml_cpu_threads = nt;
             for (int64_t N : o.tokens) {
                 for (const auto & name : o.types) {

@@ -26,6 +26,16 @@ const char * veclut_cpu_features(void);
 // byte for byte ggml's quantize_row_q8_K for finite inputs (tests/test_q8_k.py).
 void veclut_quantize_row_q8_K(const float * x, void * y, int64_t k);
 
+// The CPU variant this library was compiled as ("haswell" in libggml-cpu-haswell.so, one of the
+// libraries of a GGML_CPU_ALL_VARIANTS build, of which ggml loads the best this CPU runs), or ""
+// in a build with a single ggml-cpu library.
+const char * veclut_cpu_variant(void);
+
+// The functions above by name, for programs that reach the CPU backend through ggml's registry
+// (with GGML_BACKEND_DL it is a module ggml loads, so they cannot link it): the CPU backend's
+// ggml_backend_reg_get_proc_address answers with this (patches/0002). nullptr for other names.
+void * veclut_get_proc_address(const char * name);
+
 // Name of the buffer type as ggml reports it (buffer lists, llama.cpp logs).
 #define VECLUT_BUFFER_TYPE_NAME "CPU_VECLUT"
 

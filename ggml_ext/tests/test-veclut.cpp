@@ -23,9 +23,8 @@
 #include "ggml.h"
 #include "ggml-alloc.h"
 #include "ggml-backend.h"
-#include "ggml-cpu.h"
-#include "veclut.h"
 #include "../tools/arg-lists.h"
+#include "../tools/cpu-backend.h"
 #include "veclut-types.h"
 
 #include <algorithm>
@@ -384,7 +383,8 @@ int main(int argc, char ** argv) {
         if (!found) usage(("unknown variant " + name).c_str());
     }
 
-    ggml_backend_t cpu = ggml_backend_cpu_init();
+    const veclut_cpu::backend & backend = veclut_cpu::cpu("test-veclut");
+    ggml_backend_t cpu = backend.init();
     std::mt19937 rng(o.seed);
     int failures = 0;
 
@@ -429,8 +429,8 @@ int main(int argc, char ** argv) {
                 // lossless: the new type and upstream's hold exactly the same values
                 const bool lossless = dequantize(v.type, qv, M * E, K) == w && dequantize(v.upstream, qu, M * E, K) == w;
                 weights_on_backend mine, theirs;
-                load(mine, v.type, M, K, o.experts, qv, v.veclut_buffer ? ggml_backend_veclut_buffer_type() : ggml_backend_cpu_buffer_type());
-                load(theirs, v.upstream, M, K, o.experts, qu, ggml_backend_cpu_buffer_type());
+                load(mine, v.type, M, K, o.experts, qv, v.veclut_buffer ? backend.veclut_buffer_type() : backend.buffer_type());
+                load(theirs, v.upstream, M, K, o.experts, qu, backend.buffer_type());
 
                 for (int64_t N : o.tokens) {
                   for (int b_rows : b_rows_list) {
@@ -457,7 +457,7 @@ int main(int argc, char ** argv) {
                         }
                     }
                     for (int nt : o.threads) {
-                        ggml_backend_cpu_set_n_threads(cpu, nt);
+                        backend.set_n_threads(cpu, nt);
                         const auto y = run(cpu, mine.t, x, N, o.experts ? &routing : nullptr, o.src1);
                         const auto yu = run(cpu, theirs.t, x, N, o.experts ? &routing : nullptr, o.src1);
                         const double e_ref = nmse(y, ref, rows, M, n_out);

@@ -16,7 +16,10 @@ from .errors import VeclutError
 from .paths import build_root
 
 STAMP = "python-bindings.stamp"
-LIBRARIES = ("libllama.so", "libggml.so", "libggml-base.so", "libggml-cpu.so")
+LIBRARIES = ("libllama.so", "libggml.so", "libggml-base.so")
+# The CPU backend: one libggml-cpu.so, or in a GGML_BACKEND_DL build (the portable profile) one
+# libggml-cpu-<variant>.so per CPU level, which ggml loads from beside libggml itself (patches/0009).
+CPU_LIBRARY, CPU_VARIANTS = "libggml-cpu.so", "libggml-cpu-*.so"
 
 
 def _pip(*args: str, what: str) -> None:
@@ -44,7 +47,12 @@ def link_libraries(package_dir: Path, bin_dir: Path) -> None:
     """Point llama_cpp/lib at the built libraries (symlinks, so a rebuild takes effect at once)."""
     lib_dir = package_dir / "lib"
     atomic.make_dirs(lib_dir, "create llama_cpp/lib")
-    for name in LIBRARIES:
+    one_cpu_library = (bin_dir / CPU_LIBRARY).exists()
+    if not one_cpu_library and not any(bin_dir.glob(CPU_VARIANTS)):
+        raise VeclutError(f"{bin_dir} holds no ggml CPU backend ({CPU_LIBRARY} or {CPU_VARIANTS}); rebuild with `veclut build`")
+    if not one_cpu_library and (lib_dir / CPU_LIBRARY).is_symlink():
+        (lib_dir / CPU_LIBRARY).unlink()  # left by a binding to a build with one CPU library
+    for name in LIBRARIES + ((CPU_LIBRARY,) if one_cpu_library else ()):
         target = bin_dir / name
         if not target.exists():
             raise VeclutError(f"{target} was not built; rebuild with `veclut build`")

@@ -47,6 +47,6 @@ int main(int argc, char ** argv) {
     gemm_timing::program = "bench-peer-gemm";
     const gemm_timing::options o = gemm_timing::parse(argc, argv, resolve, usage);
     if (o.types.empty()) usage("--types is required");
-    gemm_timing::run(o, resolve);
+    gemm_timing::run(o, resolve, {ggml_backend_cpu_init, ggml_backend_cpu_set_n_threads});
     return 0;
 }

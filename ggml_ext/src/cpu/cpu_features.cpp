@@ -51,6 +51,10 @@ feature_mask cpu_features() {
 // Runs when the library is loaded, first of its initialisers (priority 101): a library compiled
 // for extensions this CPU lacks would die of an illegal instruction somewhere in ggml; say which
 // and stop instead. VECLUT_SKIP_CPU_CHECK=1 lets an experiment go on regardless.
+// Not in a GGML_BACKEND_DL build: there ggml loads every ggml-cpu variant library to ask its
+// ggml_backend_score (0 when this CPU lacks what it was compiled for) and keeps only the best,
+// so stopping the process at load time would stop that choice.
+#ifndef GGML_BACKEND_DL
 __attribute__((constructor(101))) static void refuse_a_cpu_this_build_cannot_run_on() {
     const char * skip = std::getenv("VECLUT_SKIP_CPU_CHECK");
     const feature_mask missing = BUILD_FEATURES & ~cpu_features();
@@ -65,9 +69,10 @@ __attribute__((constructor(101))) static void refuse_a_cpu_this_build_cannot_run
             sep = " ";
         }
     }
-    std::fputs("); build it on this machine (`veclut build`, profile native)\n", stderr);
+    std::fputs("); build it on this machine (`veclut build`), or build the portable profile for several CPUs\n", stderr);
     std::fflush(stderr);
     std::_Exit(1);
 }
+#endif
 
 }  // namespace veclut

@@ -182,10 +182,11 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
 #if defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
 
 // digit j (0..2) of every code 0..255 (codes above 242 never occur); the kernels use codes 0..127
-// of digits 0..3 as vpermi2b tables (two zmm each)
+// of digits 0..3 as vpermi2b tables (two zmm each); constexpr, so no load-time code compiled for
+// AVX-512 runs when ggml loads this library only to score it (see kernels_scalar.cpp's trit_table)
 struct digit_tables {
     alignas(64) uint8_t d[5][256];
-    digit_tables() {
+    constexpr digit_tables() : d() {
         for (int c = 0; c < 256; ++c) {
             int code = c;
             for (int j = 0; j < 5; ++j, code /= 3) {
@@ -194,7 +195,7 @@ struct digit_tables {
         }
     }
 };
-const digit_tables DIGITS;
+constexpr digit_tables DIGITS;
 
 // per 64 codes: digit j of each code, from tables in registers
 inline __m512i digits_lo(__m512i codes, const __m512i * tab) {  // codes < 128 (bit 7 ignored)

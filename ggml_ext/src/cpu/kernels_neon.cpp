@@ -389,18 +389,18 @@ void prepare(layout kind, const block_q8_K * act, int64_t blocks, uint8_t * out)
 }
 
 // trit tables for an index 0..8 (l = code mod 9, or h = code / 9 mod 9): the trit of its low
-// digit and of its high digit
+// digit and of its high digit (constexpr: no load-time code, see kernels_scalar.cpp's trit_table)
 struct trit_tables {
     alignas(16) int8_t mod3[16];  // i % 3 - 1
     alignas(16) int8_t div3[16];  // (i / 3) % 3 - 1
-    trit_tables() {
+    constexpr trit_tables() : mod3(), div3() {
         for (int i = 0; i < 16; ++i) {
             mod3[i] = (int8_t) (i % 3 - 1);
             div3[i] = (int8_t) ((i / 3) % 3 - 1);
         }
     }
 };
-const trit_tables TRITS;
+constexpr trit_tables TRITS;
 
 // trits of 16 codes: tr[0..D)
 template <int D>

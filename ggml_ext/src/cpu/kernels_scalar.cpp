@@ -17,10 +17,13 @@ static constexpr int SCALAR_TILE = 16;
 // ggml's generic path (vec_dot.cpp), which reads codes straight from the file, so it has an entry
 // for every byte: one above the largest code (81+ / 243+, only in a corrupt file) reads as the
 // reference decode and the repack read it (ternary.c): its digits beyond the code's trits dropped.
+// Built by the compiler (constexpr): a constructor run at load time would be code compiled for
+// this library's ISA, and ggml loads every CPU variant library to ask it for its score, including
+// those this CPU cannot run.
 struct trit_table {
     int8_t t4[256][4];
     int8_t t5[256][5];
-    trit_table() {
+    constexpr trit_table() : t4(), t5() {
         for (int c = 0; c < 256; ++c) {
             int code = c;
             for (int j = 0; j < 5; ++j) {
@@ -33,7 +36,7 @@ struct trit_table {
         }
     }
 };
-static const trit_table TRITS;
+static constexpr trit_table TRITS;
 
 int32_t dot_block(layout kind, const uint8_t * codes, const int8_t * q) {
     const layout_info li = info_of(kind);
