@@ -5,11 +5,9 @@
 //      Q8_0 for the 2-bit layout, as upstream Q2_0) while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
 //   2. vector-LUT jobs (n >= lut_min_n), per token tile and per K-chunk: tables built, then the
 //      rows look them up, streaming the weights once per token tile. By default
-//      (tiles::private_tables) every thread builds its own tables, without barriers: when a job's
-//      token tiles divide evenly among the threads (or are many), each thread takes whole tiles
-//      over all rows, so no table is built twice; otherwise each keeps one range of rows of
-//      every tile and builds every tile's tables. Shared tables (MUL_MAT only) are built once,
-//      rows taken in dynamic chunks, barriers between the steps;
+//      (tiles::private_tables) every thread builds its own copy and keeps one range of rows of
+//      every job, without barriers; shared tables (MUL_MAT only) are built once, rows taken in
+//      dynamic chunks, barriers between the steps;
 //   3. dot-path jobs (small n): row chunks of all of them, taken dynamically from one counter.
 // All scratch lives in ggml's work buffer (sized by work_size): nothing is allocated per call.
 
@@ -47,7 +45,6 @@ struct work_layout {
     ggml_type act_type;                              // activations: Q8_K, or Q8_0 for the 2-bit layout
     size_t  act_row;                                 // bytes of one quantized activation row
     int     act_floats;                              // floats per block and token next to the tables
-    size_t  racc_bytes;                              // of one copy of the row sums kept between K-chunks
     size_t  acts, outs, prep, route, jobs, tables, scales, acc, racc, total;  // byte offsets into the work buffer
 };
 
@@ -96,10 +93,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
                                     : std::clamp<int64_t>(p.rows / (4 * nth), 16, 256);
     p.acc_rows = std::max(p.t.row_chunk, p.dot_chunk);
     p.racc   = p.acc + nth * align64(p.acc_rows * p.t.tile_n * sizeof(float));
-    // one copy per thread with private tables: a thread that takes whole token tiles keeps sums
-    // of every row
-    p.racc_bytes = p.lut_steps ? align64(p.rows * p.t.tile_n * sizeof(float)) : 0;
-    p.total  = p.racc + (p.t.private_tables ? nth : 1) * p.racc_bytes + 64;  // + 64: see align_up
+    p.total  = p.racc + (p.lut_steps ? align64(p.rows * p.t.tile_n * sizeof(float)) : 0) + 64;  // + 64: see align_up
     return p;
 }
 
@@ -174,13 +168,12 @@ struct runner {
         }
     }
 
-    // Private tables: this thread builds its own for token tiles first, first + step, ... and
-    // keeps rows [r_begin, r_end) of them, so nothing is shared between the steps and no barrier
-    // is needed (hundreds per MUL_MAT otherwise, each a lost time slice when the threads
-    // outnumber the free cores).
-    void lut_private(const job & j, int64_t r_begin, int64_t r_end, int64_t first = 0, int64_t step = 1) const {
+    // Private tables: this thread builds its own and keeps rows [r_begin, r_end) of the job, so
+    // nothing is shared between the steps and no barrier is needed (hundreds per MUL_MAT
+    // otherwise, each a lost time slice when the threads outnumber the free cores).
+    void lut_private(const job & j, int64_t r_begin, int64_t r_end) const {
         const int64_t rc = p.t.row_chunk;
-        for (int64_t t0 = first * p.t.tile_n; t0 < j.n && r_begin < r_end; t0 += step * p.t.tile_n) {
+        for (int64_t t0 = 0; t0 < j.n && r_begin < r_end; t0 += p.t.tile_n) {
             const int nt = (int) std::min<int64_t>(p.t.tile_n, j.n - t0);
             for (int64_t b0 = 0; b0 < w.blocks; b0 += p.t.kb) {
                 const int64_t kb = std::min(p.t.kb, w.blocks - b0);
@@ -256,7 +249,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
                      (int16_t *) (wdata + p.tables + copy * p.table_bytes),
                      (float *) (wdata + p.scales + copy * p.scale_bytes),
                      (float *) (wdata + p.acc + ith * align64(p.acc_rows * p.t.tile_n * sizeof(float))),
-                     (float *) (wdata + p.racc + copy * p.racc_bytes)};
+                     (float *) (wdata + p.racc)};
 
     // 1. activations to Q8_K, exactly as upstream's vec_dot path quantizes them; thread 0 routes.
     // MUL_MAT's positions are src1's rows, so each thread prepares the rows it quantized; a
@@ -308,14 +301,6 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
         }
         if (!p.t.private_tables) {
             run.lut_shared(jobs[i], params);
-            continue;
-        }
-        // a tile costs about the same whatever its token count (one lookup serves all its lanes),
-        // so whole tiles balance when their count divides evenly, or is large enough that one
-        // tile more is little; then no thread builds tables another one builds too
-        const int64_t ntiles = (jobs[i].n + p.t.tile_n - 1) / p.t.tile_n;
-        if (ntiles % nth == 0 || ntiles >= 8 * nth) {
-            run.lut_private(jobs[i], 0, rows, ith, nth);
             continue;
         }
         const int64_t per = ((rows + nth - 1) / nth + 15) / 16 * 16;  // equal shares, whatever the kernels' chunk
