@@ -119,7 +119,7 @@ def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, 
                 variants.append((type_name + "+", {}))
             for label, env in variants:
                 rows += llama_bench(bench, model, name, label, env, cfg)
-                rows += batched_bench(batched, model, name, label, env, cfg)
+                rows += batched_bench(batched, model, name, label, env, cfg, tuple(cfg.get("batched_bench_args", ())))
                 if profiles is not None:
                     profiles += profile_phases(bench, model, name, label, env, cfg)
     return rows

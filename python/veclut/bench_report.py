@@ -120,6 +120,8 @@ def markdown(report: dict, images: list[str]) -> str:
     if e2e:
         types = list(dict.fromkeys(r["type"] for r in e2e))
         lines += [f"## End to end (tokens/s, {m.get('threads', {}).get('e2e', 2)} threads)", ""]
+        if report.get("batched_bench_args"):
+            lines += [f"veclut's llama-batched-bench runs with `{' '.join(report['batched_bench_args'])}`.", ""]
         for suite in dict.fromkeys(r["suite"] for r in e2e):
             tests = list(dict.fromkeys(r["test"] for r in e2e if r["suite"] == suite))
             rows = {(r["type"], r["test"]): r for r in e2e if r["suite"] == suite}

@@ -107,6 +107,7 @@ def cmd_bench(args) -> int:
         chosen = bench.pick_suites(args.suite, e["suites"])
         threads["e2e"] = e["threads"]
         profiles = report["breakdown"] = [] if args.breakdown else None
+        report["batched_bench_args"] = list(e.get("batched_bench_args", []))
         report["e2e"] = bench.run_e2e(args.profile, chosen, types, e, args.seed, profiles)
         report["e2e_ratios"] = bench.ratios(report["e2e"], d["baselines"])
         if peers:
