@@ -250,19 +250,25 @@ def serve(app, host: str, port: int, log_level: str) -> int:
     import uvicorn
 
     class Server(uvicorn.Server):
+        stop_signal = 0
+
         def handle_exit(self, sig, frame):
             if not self.should_exit:
+                self.stop_signal = sig
                 deadline = threading.Timer(STOP_GRACE + 2, _exit_now, (sig,))
                 deadline.daemon = True
                 deadline.start()
             super().handle_exit(sig, frame)
 
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=STOP_GRACE)
+    server = Server(config)
     try:
-        Server(config).run()  # after a SIGTERM, uvicorn ends by raising it again: the process ends by the signal
+        server.run()  # after a SIGTERM, uvicorn ends by raising it again: the process ends by the signal
     except KeyboardInterrupt:  # the Ctrl-C uvicorn handled, raised again
         return 128 + signal.SIGINT
-    return 0
+    # uvicorn's re-raised Ctrl-C does not always reach here as KeyboardInterrupt (it can be
+    # swallowed while the event loop closes): a stopped server still says which signal stopped it
+    return 128 + server.stop_signal if server.stop_signal else 0
 
 
 def _exit_now(sig: int) -> None:
