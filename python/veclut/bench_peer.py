@@ -72,10 +72,15 @@ def run(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], cfg: dict,
             except (VeclutError, OSError) as err:  # OSError: a program of the peer that cannot be started
                 ui.info(f"{row_label(peer, type_name)} on {name} will be reported missing: {err}")
                 failed[f"{name} {row_label(peer, type_name)}"] = str(err)
+    return rows, _entry(info, rows, failed)
+
+
+def _entry(info: dict, rows: list[dict], failed: dict) -> dict:
+    """The report's entry for a peer part: measured if any row came back, else missing with the reasons."""
     if not rows:
-        return [], {**info, "status": "missing", "reason": "; ".join(failed.values()) or "no type was measured",
-                    "failed": failed}
-    return rows, {**info, "status": "measured", "failed": failed}
+        return {**info, "status": "missing", "reason": "; ".join(failed.values()) or "no type was measured",
+                "failed": failed}
+    return {**info, "status": "measured", "failed": failed}
 
 
 def peer_ratios(rows: list[dict], peer: Peer) -> list[dict]:
@@ -101,10 +106,7 @@ def run_gemm_rows(peer: Peer, chosen: dict[str, dict], veclut_types: list[str], 
         except (VeclutError, OSError) as err:
             ui.info(f"{peer.name} GEMM on {name} will be reported missing: {err}")
             failed[f"{name} GEMM"] = str(err)
-    if not rows:
-        return [], {**info, "status": "missing", "reason": "; ".join(failed.values()) or "no type was measured",
-                    "failed": failed}
-    return rows, {**info, "status": "measured", "failed": failed}
+    return rows, _entry(info, rows, failed)
 
 
 def gemm_ratios(rows: list[dict], peer: Peer) -> list[dict]:
