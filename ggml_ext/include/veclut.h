@@ -26,6 +26,12 @@ const char * veclut_cpu_features(void);
 // byte for byte ggml's quantize_row_q8_K for finite inputs (tests/test_q8_k.py).
 void veclut_quantize_row_q8_K(const float * x, void * y, int64_t k);
 
+// FLASH_ATTN_EXT with few query rows on an F16 KV cache runs veclut's kernel (attention.h) unless
+// VECLUT_ATTENTION=0 is set or this is called with 0; returns the previous setting. The count of
+// attention ops veclut has run so far (tests use both to compare with upstream's kernel).
+int veclut_set_attention(int on);
+long veclut_attention_runs(void);
+
 // The CPU variant this library was compiled as ("haswell" in libggml-cpu-haswell.so, one of the
 // libraries of a GGML_CPU_ALL_VARIANTS build, of which ggml loads the best this CPU runs), or ""
 // in a build with a single ggml-cpu library.

@@ -20,6 +20,8 @@ struct backend {
     const char * (*kernel_choice)(void);
     const char * (*cpu_features)(void);
     const char * (*cpu_variant)(void);
+    int (*set_attention)(int on);  // veclut's attention kernel on (1) or upstream's (0); returns the old
+    long (*attention_runs)(void);
 
     ggml_backend_t init() const { return ggml_backend_dev_init(dev, nullptr); }
     ggml_backend_buffer_type_t buffer_type() const { return ggml_backend_dev_buffer_type(dev); }  // ggml's plain CPU buffer

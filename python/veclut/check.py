@@ -12,6 +12,7 @@ from pathlib import Path
 from rich.table import Table
 
 from . import atomic, cpuinfo, junit, ui
+from .attention import LIMIT as ATTENTION_LIMIT, run_attention
 from .config import load_profile
 from .errors import VeclutError
 from .logits import compare
@@ -19,7 +20,7 @@ from .matrix import load_matrix, run_matrix
 from .paths import profile_build_dir, project_root
 
 LIMITS = {"KLD": 2e-4, "same top token": 0.99, "|PPL ratio - 1|": 1e-3}
-UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}  # TQ1_0 / TQ2_0 run by upstream's kernels
+UPSTREAM = {"VECLUT_NO_UPSTREAM": "1", "VECLUT_ATTENTION": "0"}  # TQ1_0 / TQ2_0 and attention by upstream's kernels
 CHUNKS = ("--chunks", "24")
 FIXTURE = Path("fixtures/bitnet-shakespeare")
 EMULATED_PROFILES = ("arm64", "arm64-nodot")
@@ -50,6 +51,12 @@ def kernel_rows(name: str, quick: bool) -> list[dict]:
                      "metric": "NMSE vs upstream", "worst": max(r["nmse_upstream"] for r in cases),
                      "limit": cases[0]["max_nmse_upstream"], "pass": not failed,
                      "detail": json.dumps(failed[0]) if failed else ""})
+    with ui.status(f"attention on profile {name}"):
+        cases = run_attention(profile, bin_dir)
+    failed = [r for r in cases if not r["pass"]]
+    rows.append({"group": f"kernels.{name}", "what": f"{name}/attention ({len(cases)} cases)",
+                 "metric": "error vs float64", "worst": max(r["error"] for r in cases if r["veclut_ran"]),
+                 "limit": ATTENTION_LIMIT, "pass": not failed, "detail": json.dumps(failed[0]) if failed else ""})
     return rows
 
 

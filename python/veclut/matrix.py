@@ -89,12 +89,12 @@ def _run_kernel_set(profile: BuildProfile, bin_dir: Path, runs: list[Run], kerne
         got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if result.returncode not in (0, 1) or len(got) != run.cases:
             raise VeclutError(f"test-veclut ({kernels} kernels) stopped after {len(got)} of {run.cases} cases "
-                              f"(exit {result.returncode}: {_reason(result.stderr)}); rerun it by hand: {shown_env} {' '.join(cmd)}")
+                              f"(exit {result.returncode}: {stop_reason(result.stderr)}); rerun it by hand: {shown_env} {' '.join(cmd)}")
         rows.extend(got)
     return rows
 
 
-def _reason(stderr: str) -> str:
+def stop_reason(stderr: str) -> str:
     """Why a program stopped: a sanitizer's finding (its report ends in a generic line), else its last line."""
     lines = stderr.strip().splitlines()
     found = [line.strip() for line in lines if "Sanitizer:" in line or ": runtime error:" in line]

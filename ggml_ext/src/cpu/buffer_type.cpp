@@ -4,6 +4,7 @@
 
 #include "veclut.h"
 
+#include "attention.h"
 #include "matmul.h"
 #include "packed.h"
 
@@ -103,7 +104,8 @@ class extra_buffer_type : public ggml::cpu::extra_buffer_type {
         if ((op->op == GGML_OP_MUL_MAT || op->op == GGML_OP_MUL_MAT_ID) && is_ours(op->src[0])) {
             return (ggml::cpu::tensor_traits *) op->src[0]->extra;
         }
-        return nullptr;
+        // ggml asks every extra buffer type about every op, weights or not: attention is taken here
+        return attention_for(op);
     }
 };
 

@@ -29,6 +29,8 @@ const entry_point ENTRY_POINTS[] = {
     {"veclut_cpu_features", (void *) veclut_cpu_features},
     {"veclut_cpu_variant", (void *) veclut_cpu_variant},
     {"veclut_quantize_row_q8_K", (void *) veclut_quantize_row_q8_K},
+    {"veclut_set_attention", (void *) veclut_set_attention},
+    {"veclut_attention_runs", (void *) veclut_attention_runs},
 };
 
 }  // namespace
