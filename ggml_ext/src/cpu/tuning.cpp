@@ -25,6 +25,18 @@ static long l2_bytes() {
     return 1L << 20;  // 1 MiB: common per-core L2 of current x86 and Arm cores
 }
 
+// Read once: tiles are chosen on every MUL_MAT by every thread, and a decoded token has hundreds
+// (getenv walks the environment; sysconf may ask cpuid, a trap into the hypervisor in a VM).
+struct overrides {
+    long lut_min_n, tile_kb, row_chunk, shared_tables, l2;
+};
+
+static const overrides & settings() {
+    static const overrides o{env_long("VECLUT_LUT_MIN_N", 0), env_long("VECLUT_TILE_KB", 0),
+                             env_long("VECLUT_ROW_CHUNK", 0), env_long("VECLUT_SHARED_TABLES", 0), l2_bytes()};
+    return o;
+}
+
 tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
     return choose_tiles(k.tile_n, k.lut_min_n, kind, blocks, table_entries(k, kind), k.lut_rows);
 }
@@ -32,14 +44,15 @@ tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
 tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t entries, int64_t lut_rows) {
     tiles t;
     t.tile_n    = tile_n;
-    t.lut_min_n = (int) env_long("VECLUT_LUT_MIN_N", lut_min_n);
+    const overrides & o = settings();
+    t.lut_min_n = (int) (o.lut_min_n > 0 ? o.lut_min_n : lut_min_n);
     // tables of kb blocks take about half of L2, so the weights streaming past do not evict them
     const long per_block = (long) entries * tile_n * (long) sizeof(int16_t);
-    const long fit = std::max(1L, l2_bytes() / 2 / per_block);
-    t.kb        = std::min<int64_t>(blocks, env_long("VECLUT_TILE_KB", fit));
-    t.row_chunk = env_long("VECLUT_ROW_CHUNK", lut_rows);
-    t.row_chunk_set = env_long("VECLUT_ROW_CHUNK", 0) > 0;
-    t.private_tables = env_long("VECLUT_SHARED_TABLES", 0) == 0;
+    const long fit = std::max(1L, o.l2 / 2 / per_block);
+    t.kb        = std::min<int64_t>(blocks, o.tile_kb > 0 ? o.tile_kb : fit);
+    t.row_chunk = o.row_chunk > 0 ? o.row_chunk : lut_rows;
+    t.row_chunk_set = o.row_chunk > 0;
+    t.private_tables = o.shared_tables == 0;
     return t;
 }
 
