@@ -17,6 +17,7 @@ SEEN = {
     "libggml-base.so.0.25.3|[.] veclut_i2_v_to_trits": "model loading",
     "libggml-cpu.so.0.25.3|[.] ggml_vec_dot_q6_K_q8_K": "output head and other quantized matmuls",
     "libggml-cpu.so.0.25.3|[.] ggml_compute_forward_flash_attn_ext": "attention",
+    "libggml-cpu.so.0.25.3|[.] veclut::attention_traits::compute_forward": "attention",
     "libggml-cpu.so.0.25.3|[.] ggml_compute_forward_rms_norm": "norms and element-wise ops",
     "libggml-cpu.so.0.25.3|[.] ggml_barrier": "threads waiting (OpenMP spin, barriers)",
     "libgomp.so.1.0.0|[.] 0x000000000001f7da": "threads waiting (OpenMP spin, barriers)",
