@@ -1,9 +1,10 @@
 // test-attention: veclut's FLASH_ATTN_EXT (src/cpu/attention.cpp) against a float64 reference and
-// against upstream's kernel on the same inputs, over head sizes, grouped-query heads, query rows,
-// KV lengths, sequences, masks, soft-capping, ALiBi, sinks and thread counts.
+// against upstream's kernel on the same inputs, over head sizes, grouped-query heads, query rows
+// (one at a time below 16, tiles of 32 from 16), KV lengths, sequences, masks, soft-capping, ALiBi,
+// sinks and thread counts.
 //
 // K and V are views of a cache laid out as llama.cpp's ([heads x head size] per position), and
-// every position masked for all heads holds NaN, as an unused cache cell may: a kernel that reads
+// every position masked for all rows holds NaN, as an unused cache cell may: a kernel that reads
 // one poisons its row. One JSON line per case; the exit status is non-zero if any case fails.
 
 #include "ggml.h"
@@ -41,7 +42,17 @@ const attention_case CASES[] = {
     {192, 128, 16, 1, 2, 70, 1, "causal", 0.0f, 0.0f, false},   // DK != DV, one KV head
     {576, 512, 16, 1, 1, 64, 1, "causal", 0.0f, 0.0f, false},   // DeepSeek MLA sizes
     {64, 64, 2, 1, 1, 600, 1, "causal", 0.0f, 0.0f, false},     // fewer heads than 3 threads: upstream's
-    {64, 64, 8, 8, 63, 64, 1, "causal", 0.0f, 0.0f, false},     // the most rows veclut takes
+    {64, 64, 8, 8, 15, 64, 1, "causal", 0.0f, 0.0f, false},     // the most rows one at a time
+    {64, 64, 8, 8, 16, 64, 1, "causal", 0.0f, 0.0f, false},     // the fewest rows in tiles
+    {64, 64, 8, 8, 33, 64, 1, "causal", 0.0f, 0.0f, false},     // a full tile and one row
+    {96, 96, 16, 16, 512, 512, 1, "causal", 0.0f, 0.0f, false}, // bitnet-large prefill
+    {128, 128, 32, 8, 100, 356, 1, "causal", 0.0f, 0.0f, false},// grouped-query, a partial tile
+    {80, 80, 12, 4, 40, 129, 2, "sparse", 0.0f, 0.0f, false},   // two sequences, holes
+    {40, 40, 4, 2, 33, 33, 1, "none", 0.0f, 0.0f, false},       // no mask, head size not a multiple of 32
+    {256, 256, 8, 4, 70, 96, 1, "causal", 50.0f, 0.0f, false},  // soft-capping
+    {64, 64, 16, 16, 64, 160, 1, "causal", 0.0f, 8.0f, false},  // ALiBi
+    {64, 64, 8, 2, 65, 100, 1, "sparse", 0.0f, 0.0f, true},     // sinks
+    {192, 128, 16, 1, 20, 70, 1, "causal", 0.0f, 0.0f, false},  // DK != DV, one KV head
 };
 
 const int THREADS[] = {1, 2, 3};
@@ -75,8 +86,9 @@ inputs make_inputs(const attention_case & c, std::mt19937 & rng) {
             }
         }
     }
-    // positions no row attends to: NaN in the cache, never to be read
-    for (int64_t j = 0; j < c.kv_len; ++j) {
+    // positions no row attends to: NaN in the cache, never to be read (upstream's kernel for 64
+    // rows or more reads them, so only below that)
+    for (int64_t j = 0; j < c.kv_len && c.rows < 64; ++j) {
         bool used = false;
         for (int64_t r = 0; r < c.rows; ++r) used |= in.mask[r * c.kv_len + j] != -INFINITY;
         if (used) continue;
