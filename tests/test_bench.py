@@ -117,7 +117,7 @@ def test_tiny_run_of_the_whole_harness(native_build, tmp_path, monkeypatch):
     assert any(t.startswith("parallel16") for _, t in tests)
     assert all(r["min"] <= r["median"] <= r["max"] for r in report["e2e"])
     assert report["e2e_ratios"] and (out / "report.md").read_text().startswith("# veclut benchmark")
-    assert report["batched_bench_args"] == ["-fa", "0"] and "llama-batched-bench runs with `-fa 0`" in (out / "report.md").read_text()
+    assert report["batched_bench_args"] == ["-fa", "on"] and "llama-batched-bench runs with `-fa on`" in (out / "report.md").read_text()
     assert sorted(p.name for p in out.glob("*.png"))
     # the synthetic models are cached: a second run generates nothing new
     models = sorted(p.name for p in (tmp_path / "cache/models").rglob("*.gguf"))
@@ -152,7 +152,7 @@ def test_e2e_takes_one_thread_count_per_run(native_build, tmp_path):
 
 
 def test_e2e_passes_the_configured_batched_bench_arguments(tmp_path, monkeypatch):
-    """llama-batched-bench gets the e2e config's batched_bench_args (like for like with the peer)."""
+    """llama-batched-bench gets the e2e config's batched_bench_args (veclut with its flash attention)."""
     seen = []
     monkeypatch.setattr(bench, "_bin", lambda profile, program: tmp_path / program)
     monkeypatch.setattr(bench, "ensure_base", lambda name, model, seed: tmp_path / "base.gguf")
@@ -162,4 +162,4 @@ def test_e2e_passes_the_configured_batched_bench_arguments(tmp_path, monkeypatch
                         seen.append((label, extra)) or [])
     cfg = {**bench.defaults()["e2e"], "threads": 1}
     bench.run_e2e("native", {"s": {"name": "s", "model": {"hidden": 256}}}, ["I2_V", "TQ2_0"], cfg, 1)
-    assert seen == [("I2_V", ("-fa", "0")), ("TQ2_0", ("-fa", "0")), ("TQ2_0+", ("-fa", "0"))]
+    assert seen == [("I2_V", ("-fa", "on")), ("TQ2_0", ("-fa", "on")), ("TQ2_0+", ("-fa", "on"))]

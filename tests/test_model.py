@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from veclut.logits import compare
+from veclut.config import UPSTREAM_KERNELS as UPSTREAM
 
 pytestmark = pytest.mark.build
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
-UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}
 CHUNKS = ("--chunks", "24")
 MAX_KLD, MIN_SAME_TOP, MAX_PPL_CHANGE = 2e-4, 0.99, 1e-3
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from veclut.check import logit_rows
+from veclut.config import UPSTREAM_KERNELS
 from veclut.logits import compare
 
 pytestmark = pytest.mark.build
@@ -35,7 +36,7 @@ def _veclut_buffer_mib(log: str) -> float:
 @pytest.mark.parametrize("ours, theirs", [("I2_V", "TQ2_0"), ("I1_V", "TQ1_0")])
 def test_mixture_of_experts_matches_upstream(native_build, moe_model, ours, theirs):
     result = compare(native_build.bin_dir, moe_model(theirs), moe_model(ours), TEXT, ctx=128,
-                     base_env={"VECLUT_NO_UPSTREAM": "1"}, extra=("--chunks", "8", "-v"))
+                     base_env=UPSTREAM_KERNELS, extra=("--chunks", "8", "-v"))
     failed = [row for row in logit_rows(f"MoE {ours}", result) if not row["pass"]]
     assert not failed, failed
     # the expert stacks were placed in veclut's buffer, so MUL_MAT_ID ran on veclut's kernels

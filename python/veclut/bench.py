@@ -11,12 +11,10 @@ from pathlib import Path
 
 from . import atomic, cpuinfo, ui
 from .config import load_upstream, load_yaml
+from .config import UPSTREAM_KERNELS
 from .errors import VeclutError
 from .paths import configs_dir, profile_build_dir, project_root
 from .synth import ensure_base, ensure_type
-
-UPSTREAM_KERNELS = {"VECLUT_NO_UPSTREAM": "1"}
-
 
 def suites() -> dict[str, dict]:
     files = sorted((configs_dir() / "bench").glob("*.yaml"))

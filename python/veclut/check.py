@@ -13,14 +13,13 @@ from rich.table import Table
 
 from . import atomic, cpuinfo, junit, ui
 from .attention import LIMIT as ATTENTION_LIMIT, run_attention
-from .config import load_profile
+from .config import UPSTREAM_KERNELS as UPSTREAM, load_profile
 from .errors import VeclutError
 from .logits import compare
 from .matrix import load_matrix, run_matrix
 from .paths import profile_build_dir, project_root
 
 LIMITS = {"KLD": 2e-4, "same top token": 0.99, "|PPL ratio - 1|": 1e-3}
-UPSTREAM = {"VECLUT_NO_UPSTREAM": "1", "VECLUT_ATTENTION": "0"}  # TQ1_0 / TQ2_0 and attention by upstream's kernels
 CHUNKS = ("--chunks", "24")
 FIXTURE = Path("fixtures/bitnet-shakespeare")
 EMULATED_PROFILES = ("arm64", "arm64-nodot")
