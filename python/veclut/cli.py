@@ -177,7 +177,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="fetch, patch and build a profile; bind gguf and llama_cpp to it")
     p.add_argument("--profile", default="native", help="build profile from configs/build (default: native)")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel compile jobs (default: ninja's choice)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel compile jobs (default: the usable CPUs + 2, as ninja counts)")
     bind = p.add_mutually_exclusive_group()
     bind.add_argument("--bind", dest="bind", action="store_true", default=None, help="bind Python to this profile")
     bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
@@ -235,7 +235,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--ctx", type=int, help="context size per request (default: the model's, at most 4096)")
-    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: the CPUs this process may use: affinity mask and cgroup quota)")
     p.add_argument("--api-key-file", type=Path, metavar="FILE",
                    help="require the key in FILE (Authorization: Bearer KEY); or set VECLUT_API_KEY")
     p.add_argument("--api-key", help="require this key; it shows in the process list: prefer VECLUT_API_KEY or --api-key-file")
@@ -252,7 +252,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--temp", type=float, help="temperature (default 0.8, as the server; 0 = greedy)")
     p.add_argument("--seed", type=int, help="sampling seed (default: random)")
     p.add_argument("--ctx", type=int, help="context size (default: the model's, at most 4096)")
-    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: the CPUs this process may use: affinity mask and cgroup quota)")
     p.add_argument("--verbose", action="store_true", help="show llama.cpp's loader log")
     p.set_defaults(func=cmd_generate)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ui
+from .cpus import usable_cpus
 from .errors import VeclutError
 from .gguf_check import ModelInfo, validate
 from .paths import profile_build_dir
@@ -77,7 +78,7 @@ def context_size(info: ModelInfo, ctx: int | None) -> int:
 def thread_count(threads: int | None) -> int:
     if threads is not None and threads < 1:
         raise VeclutError(f"--threads must be at least 1 (got {threads})")
-    return threads or os.cpu_count() or 1
+    return threads or usable_cpus()
 
 
 def model_settings(info: ModelInfo, ctx: int | None, threads: int | None, chat_format: str | None = None,
