@@ -16,24 +16,9 @@ from serving import HOST, Server, free_port, sse_events
 
 pytestmark = pytest.mark.build
 
-FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 KEY = "test-key"
 CTX = 256  # the fixture's training context
 CLIENTS, REQUESTS_EACH, TOKENS = 8, 3, 12
-
-
-@pytest.fixture(scope="session")
-def models(native_build, tmp_path_factory):
-    """The fixture as I2_V and I1_V (converted by veclut) and as upstream TQ2_0 / TQ1_0."""
-    from veclut.convert import run as convert
-
-    work = tmp_path_factory.mktemp("serve-models")
-    made = {}
-    for upstream, ours in (("TQ2_0", "I2_V"), ("TQ1_0", "I1_V")):
-        made[upstream] = FIXTURE / f"fixture-{upstream.lower()}.gguf"
-        made[ours] = work / f"fixture-{ours.lower()}.gguf"
-        convert(made[upstream], made[ours], ours)
-    return made
 
 
 @pytest.fixture(scope="module")

@@ -149,6 +149,19 @@ def cmd_generate(args) -> int:
     return run(args.model, args.prompt, args.max_tokens, args.temp, args.seed, args.ctx, args.threads, args.verbose)
 
 
+def cmd_soak(args) -> int:
+    from . import atomic, soak
+
+    report = soak.run(args.model, args.engine, args.clients, args.duration, args.parallel, args.threads, args.ctx,
+                      args.seed)
+    ui.out.print(soak.table(report))
+    if args.json:
+        atomic.write_text(args.json, soak.as_json(report) + "\n", "the soak report")
+    for problem in report.problems:
+        ui.error(problem)
+    return 1 if report.problems else 0
+
+
 def cmd_quickstart(args) -> int:
     from .quickstart import run
 
@@ -255,6 +268,19 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", "-t", type=int, help="CPU threads (default: the CPUs this process may use: affinity mask and cgroup quota)")
     p.add_argument("--verbose", action="store_true", help="show llama.cpp's loader log")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("soak", help="load-test `veclut serve` on loopback: concurrent mixed and malformed requests, "
+                                    "latency, tokens/s, memory")
+    p.add_argument("model", type=Path, help="GGUF model file to serve")
+    p.add_argument("--engine", choices=["python", "native"], default="python", help="server engine (default: python)")
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    p.add_argument("--duration", type=float, default=300, help="seconds of load (default 300)")
+    p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")
+    p.add_argument("--threads", "-t", type=int, help="server threads (default: as `veclut serve`)")
+    p.add_argument("--ctx", type=int, help="context per request (default: as `veclut serve`)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the request mix (default 1)")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.set_defaults(func=cmd_soak)
 
     p = sub.add_parser("quickstart", help="build, convert the fixture model, check it, generate, measure; then how to serve it")
     p.add_argument("--rerun", action="store_true", help="redo the check and the speed table even if build/quickstart has them")
