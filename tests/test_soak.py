@@ -19,8 +19,6 @@ def test_a_short_soak_keeps_every_invariant(models, engine):
     report = soak.run(models["I2_V"], engine, clients=CLIENTS, duration=SECONDS, threads=2)
     assert report.problems == []
     assert report.answers_after
-    sent = {kind for kind, spec in KINDS.items() if engine in spec.engines}
-    assert set(report.answers) <= sent
     for kind, answers in report.answers.items():
         expected = {str(s) for s in KINDS[kind].expected[engine]}
         assert set(answers) <= expected, (kind, answers)
