@@ -140,7 +140,7 @@ def cmd_serve(args) -> int:
     key = api_key(args.api_key, args.api_key_file)
     return run(Options(model=args.model, engine=args.engine, host=args.host, port=args.port, ctx=args.ctx,
                        threads=args.threads, api_key=key, chat_format=args.chat_format, alias=args.alias,
-                       parallel=args.parallel, verbose=args.verbose))
+                       parallel=args.parallel, cache_ram=args.cache_ram, verbose=args.verbose))
 
 
 def cmd_generate(args) -> int:
@@ -255,6 +255,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--chat-format", help="chat template name of the engine (default: the template in the GGUF)")
     p.add_argument("--alias", help="model name in the API (default: the file name without .gguf)")
     p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")
+    p.add_argument("--cache-ram", type=int, metavar="MIB",
+                   help="native engine: MiB of RAM for past prompts' state, reused by later requests (default 0: none)")
     p.add_argument("--verbose", action="store_true", help="python engine: llama.cpp's loader log and timings")
     p.set_defaults(func=cmd_serve)
 
