@@ -155,3 +155,17 @@ def quantized(native_build, f32_model):
         return made[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def models(native_build, tmp_path_factory):
+    """The fixture as I2_V and I1_V (converted by veclut) and as upstream TQ2_0 / TQ1_0."""
+    from veclut.convert import run as convert
+
+    work = tmp_path_factory.mktemp("serve-models")
+    made = {}
+    for upstream, ours in (("TQ2_0", "I2_V"), ("TQ1_0", "I1_V")):
+        made[upstream] = FIXTURE / f"fixture-{upstream.lower()}.gguf"
+        made[ours] = work / f"fixture-{ours.lower()}.gguf"
+        convert(made[upstream], made[ours], ours)
+    return made

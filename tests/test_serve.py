@@ -16,24 +16,9 @@ from serving import HOST, Server, free_port, sse_events
 
 pytestmark = pytest.mark.build
 
-FIXTURE = ROOT / "fixtures/bitnet-shakespeare"
 KEY = "test-key"
 CTX = 256  # the fixture's training context
 CLIENTS, REQUESTS_EACH, TOKENS = 8, 3, 12
-
-
-@pytest.fixture(scope="session")
-def models(native_build, tmp_path_factory):
-    """The fixture as I2_V and I1_V (converted by veclut) and as upstream TQ2_0 / TQ1_0."""
-    from veclut.convert import run as convert
-
-    work = tmp_path_factory.mktemp("serve-models")
-    made = {}
-    for upstream, ours in (("TQ2_0", "I2_V"), ("TQ1_0", "I1_V")):
-        made[upstream] = FIXTURE / f"fixture-{upstream.lower()}.gguf"
-        made[ours] = work / f"fixture-{ours.lower()}.gguf"
-        convert(made[upstream], made[ours], ours)
-    return made
 
 
 @pytest.fixture(scope="module")
@@ -272,18 +257,27 @@ def test_native_engine_survives_a_client_leaving_mid_stream(native_server):
     _disconnect_mid_stream(native_server)
 
 
-@pytest.mark.parametrize("case", ["too long", "wrong key", "malformed JSON"])
+@pytest.mark.parametrize("case", ["too long", "wrong key", "malformed JSON", "huge prompt", "huge chat message"])
 def test_native_engine_refuses_bad_requests_and_keeps_serving(native_server, case):
     headers = dict(native_server.headers, **{"Content-Type": "application/json"})
-    content = json.dumps({"prompt": "O Romeo, Romeo! " * 40, "max_tokens": 4}).encode()
+    path, body = "/v1/completions", {"prompt": "O Romeo, Romeo! " * 40, "max_tokens": 4}
+    content = json.dumps(body).encode()
     if case == "wrong key":
         headers["Authorization"] = "Bearer nope"
     elif case == "malformed JSON":
         content = b'{"prompt": "ROMEO.'
-    response = httpx.post(f"{native_server.base}/v1/completions", content=content, headers=headers, timeout=60)
+    elif case == "huge prompt":  # 4 MiB: without patch 0011 tokenized for an hour before its 400
+        content = json.dumps(dict(body, prompt="O Romeo, Romeo! " * (1 << 18))).encode()
+    elif case == "huge chat message":
+        path = "/v1/chat/completions"
+        content = json.dumps({"messages": [{"role": "user", "content": "O Romeo, Romeo! " * (1 << 18)}],
+                              "max_tokens": 4}).encode()
+    response = httpx.post(f"{native_server.base}{path}", content=content, headers=headers, timeout=60)
     # llama-server answers malformed JSON with a 500 (upstream behaviour, see README)
-    expected = {"too long": {400}, "wrong key": {401}, "malformed JSON": {400, 500}}[case]
+    expected = {"wrong key": {401}, "malformed JSON": {400, 500}}.get(case, {400})
     assert response.status_code in expected, response.text
+    if case.startswith("huge"):  # refused by its size, before it was tokenized
+        assert "bytes, more than the 16384 this server takes" in response.json()["error"]["message"]
     assert native_server.alive()
     with native_server.client() as client:
         assert _complete(client, prompt="ROMEO.\n")["choices"][0]["finish_reason"] == "length"

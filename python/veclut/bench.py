@@ -12,6 +12,7 @@ from pathlib import Path
 from . import atomic, cpuinfo, ui
 from .config import load_upstream, load_yaml
 from .config import UPSTREAM_KERNELS
+from .cpus import usable_cpus
 from .errors import VeclutError
 from .paths import configs_dir, profile_build_dir, project_root
 from .synth import ensure_base, ensure_type
@@ -68,7 +69,7 @@ def machine(profile: str) -> dict:
     info = subprocess.run([str(_bin(profile, "veclut-info"))], capture_output=True, text=True).stdout
     kernels = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("active_kernel_set")), "?")
     return {"cpu": cpuinfo.model_name(), **{f"cpu_{k}": v for k, v in cpuinfo.identity().items()},
-            "cores": os.cpu_count(), "features": [k for k, v in cpuinfo.features().items() if v],
+            "cores": os.cpu_count(), "usable_cpus": usable_cpus(), "features": [k for k, v in cpuinfo.features().items() if v],
             "flags": sorted(cpuinfo.flags()), "profile": profile, "kernels": kernels, "veclut_commit": _git_commit(),
             "llama_cpp_commit": load_upstream().llama_cpp_commit[:10], "date": time.strftime("%Y-%m-%d %H:%M")}
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from . import atomic, bindings, ui
 from .config import BuildProfile, load_profile, load_upstream
+from .cpus import usable_cpus
 from .errors import VeclutError
 from .patching import ensure_patched
 from .paths import build_root, profile_build_dir, project_root
@@ -87,7 +88,8 @@ def ninja(what: str, build_dir: Path, targets: tuple, jobs: int | None) -> bool:
     """Build `targets` with a progress bar, logging to veclut-build.log; True if nothing was compiled
     or linked. (llama.cpp's UI-asset step runs on every build, so "ninja: no work to do" never appears.)"""
     log = build_dir / "veclut-build.log"
-    cmd = ["ninja", "-C", str(build_dir), *(["-j", str(jobs)] if jobs else []), *targets]
+    # ninja's own default is the machine's CPUs + 2; before 1.12 it ignores a cgroup CPU quota
+    cmd = ["ninja", "-C", str(build_dir), "-j", str(jobs or usable_cpus() + 2), *targets]
     env = {**_ccache_env(), **os.environ, "NINJA_STATUS": "[%f/%t] "}
     no_work = True
     with log.open("w", buffering=1) as handle, ui.progress() as bar:

@@ -140,13 +140,26 @@ def cmd_serve(args) -> int:
     key = api_key(args.api_key, args.api_key_file)
     return run(Options(model=args.model, engine=args.engine, host=args.host, port=args.port, ctx=args.ctx,
                        threads=args.threads, api_key=key, chat_format=args.chat_format, alias=args.alias,
-                       parallel=args.parallel, verbose=args.verbose))
+                       parallel=args.parallel, cache_ram=args.cache_ram, verbose=args.verbose))
 
 
 def cmd_generate(args) -> int:
     from .generate import run
 
     return run(args.model, args.prompt, args.max_tokens, args.temp, args.seed, args.ctx, args.threads, args.verbose)
+
+
+def cmd_soak(args) -> int:
+    from . import atomic, soak
+
+    report = soak.run(args.model, args.engine, args.clients, args.duration, args.parallel, args.threads, args.ctx,
+                      args.seed)
+    ui.out.print(soak.table(report))
+    if args.json:
+        atomic.write_text(args.json, soak.as_json(report) + "\n", "the soak report")
+    for problem in report.problems:
+        ui.error(problem)
+    return 1 if report.problems else 0
 
 
 def cmd_quickstart(args) -> int:
@@ -177,7 +190,7 @@ def parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("build", help="fetch, patch and build a profile; bind gguf and llama_cpp to it")
     p.add_argument("--profile", default="native", help="build profile from configs/build (default: native)")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel compile jobs (default: ninja's choice)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel compile jobs (default: the usable CPUs + 2, as ninja counts)")
     bind = p.add_mutually_exclusive_group()
     bind.add_argument("--bind", dest="bind", action="store_true", default=None, help="bind Python to this profile")
     bind.add_argument("--no-bind", dest="bind", action="store_false", help="leave the Python bindings alone")
@@ -235,13 +248,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--ctx", type=int, help="context size per request (default: the model's, at most 4096)")
-    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: the CPUs this process may use: affinity mask and cgroup quota)")
     p.add_argument("--api-key-file", type=Path, metavar="FILE",
                    help="require the key in FILE (Authorization: Bearer KEY); or set VECLUT_API_KEY")
     p.add_argument("--api-key", help="require this key; it shows in the process list: prefer VECLUT_API_KEY or --api-key-file")
     p.add_argument("--chat-format", help="chat template name of the engine (default: the template in the GGUF)")
     p.add_argument("--alias", help="model name in the API (default: the file name without .gguf)")
     p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")
+    p.add_argument("--cache-ram", type=int, metavar="MIB",
+                   help="native engine: MiB of RAM for past prompts' state, reused by later requests (default 0: none)")
     p.add_argument("--verbose", action="store_true", help="python engine: llama.cpp's loader log and timings")
     p.set_defaults(func=cmd_serve)
 
@@ -252,9 +267,22 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--temp", type=float, help="temperature (default 0.8, as the server; 0 = greedy)")
     p.add_argument("--seed", type=int, help="sampling seed (default: random)")
     p.add_argument("--ctx", type=int, help="context size (default: the model's, at most 4096)")
-    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--threads", "-t", type=int, help="CPU threads (default: the CPUs this process may use: affinity mask and cgroup quota)")
     p.add_argument("--verbose", action="store_true", help="show llama.cpp's loader log")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("soak", help="load-test `veclut serve` on loopback: concurrent mixed and malformed requests, "
+                                    "latency, tokens/s, memory")
+    p.add_argument("model", type=Path, help="GGUF model file to serve")
+    p.add_argument("--engine", choices=["python", "native"], default="python", help="server engine (default: python)")
+    p.add_argument("--clients", type=int, default=32, help="concurrent clients (default 32)")
+    p.add_argument("--duration", type=float, default=300, help="seconds of load (default 300)")
+    p.add_argument("--parallel", "-np", type=int, help="native engine: requests decoded together (default 4)")
+    p.add_argument("--threads", "-t", type=int, help="server threads (default: as `veclut serve`)")
+    p.add_argument("--ctx", type=int, help="context per request (default: as `veclut serve`)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the request mix (default 1)")
+    p.add_argument("--json", type=Path, help="also write the figures as JSON")
+    p.set_defaults(func=cmd_soak)
 
     p = sub.add_parser("quickstart", help="build, convert the fixture model, check it, generate, measure; then how to serve it")
     p.add_argument("--rerun", action="store_true", help="redo the check and the speed table even if build/quickstart has them")

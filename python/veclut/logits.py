@@ -7,6 +7,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cpus import usable_cpus
 from .errors import VeclutError
 
 _NUMBER = r"([-+]?(?:nan|inf|[\d.]+(?:[eE][-+]?\d+)?))"  # printf's %lf, NaN and infinity included
@@ -37,13 +38,13 @@ def _run(cmd: list[str], env: dict, what: str) -> str:
     return result.stdout + result.stderr
 
 
-def compare(bin_dir: Path, base: Path, test: Path, text: Path, *, ctx: int = 256, threads: int = 2,
+def compare(bin_dir: Path, base: Path, test: Path, text: Path, *, ctx: int = 256, threads: int | None = None,
             base_env: dict | None = None, test_env: dict | None = None, extra: tuple = (),
             base_extra: tuple = ()) -> LogitComparison:
     """Logits of `test` against those of `base` over `text` (both run by the same llama-perplexity;
     `base_env` / `base_extra` select the reference kernels for the base run)."""
     program = str(bin_dir / "llama-perplexity")
-    common = ["-f", str(text), "-c", str(ctx), "-b", str(ctx), "-t", str(threads), "--no-warmup", *extra]
+    common = ["-f", str(text), "-c", str(ctx), "-b", str(ctx), "-t", str(threads or usable_cpus()), "--no-warmup", *extra]
     with tempfile.TemporaryDirectory(prefix="veclut-kld-") as tmp:
         saved = str(Path(tmp) / "base.kld")
         _run([program, "-m", str(base), "--kl-divergence-base", saved, *common, *base_extra], base_env or {},

@@ -9,7 +9,6 @@ libraries' sizes and times): a re-run on the same build reuses the models, the c
 speed table, so it takes seconds; a rebuild redoes them."""
 
 import json
-import os
 import shlex
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from rich.table import Table
 
 from . import __version__, atomic, ui
+from .cpus import usable_cpus
 from .errors import VeclutError
 from .paths import build_root, project_root
 
@@ -211,7 +211,7 @@ def run(rerun: bool = False) -> int:
     # the fixture's vocabulary is bytes: a space comes out as U+2581 (SentencePiece's marker)
     ui.out.print(passage(models["I2_V"]).replace("\u2581", " "), markup=False, highlight=False)
 
-    threads = os.cpu_count() or 1
+    threads = usable_cpus()
     step(5, "GEMM", f"GEMM speed vs upstream at N = {', '.join(map(str, TOKENS))}")
     rows = gemm(state, threads)
     _save_state(state_file, state)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import ui
+from .cpus import usable_cpus
 from .errors import VeclutError
 from .gguf_check import ModelInfo, validate
 from .paths import profile_build_dir
@@ -39,6 +40,7 @@ class Options:
     chat_format: str | None = None
     alias: str | None = None
     parallel: int | None = None
+    cache_ram: int | None = None
     verbose: bool = False
 
 
@@ -77,7 +79,7 @@ def context_size(info: ModelInfo, ctx: int | None) -> int:
 def thread_count(threads: int | None) -> int:
     if threads is not None and threads < 1:
         raise VeclutError(f"--threads must be at least 1 (got {threads})")
-    return threads or os.cpu_count() or 1
+    return threads or usable_cpus()
 
 
 def model_settings(info: ModelInfo, ctx: int | None, threads: int | None, chat_format: str | None = None,
@@ -137,10 +139,17 @@ def native_command(opts: Options, info: ModelInfo) -> tuple[list[str], dict[str,
     argv = [str(program), "-m", str(info.path), "--host", opts.host, "--port", str(opts.port),
             "-c", str(ctx * slots),  # llama-server splits -c among its slots: each request gets ctx
             "-np", str(slots), "-cb", "-t", str(threads), "-tb", str(threads),
+            # llama-server keeps up to 8 GiB of past prompts' state in RAM by default: a server's
+            # memory then grows for hours; veclut keeps none unless asked, as the python engine
+            "--cache-ram", str(opts.cache_ram or 0),
             "--alias", opts.alias or info.path.stem]
     if opts.chat_format:
         argv += ["--chat-template", opts.chat_format]
     env = {"LLAMA_API_KEY": opts.api_key} if opts.api_key else {}
+    # glibc gives each of llama-server's HTTP threads a malloc arena of its own, and arenas keep what
+    # large request bodies left behind: under load RSS grew without bound (docs/soak.md). Two arenas
+    # hold it; a value the user set wins.
+    env.setdefault("MALLOC_ARENA_MAX", os.environ.get("MALLOC_ARENA_MAX", "2"))
     return argv, env
 
 
@@ -167,6 +176,10 @@ def command(opts: Options) -> tuple[list[str], dict[str, str], ModelInfo]:
         raise VeclutError("--parallel needs --engine native (the python engine answers one request at a time)")
     if opts.parallel is not None and opts.parallel < 1:
         raise VeclutError(f"--parallel must be at least 1 (got {opts.parallel})")
+    if opts.cache_ram is not None and opts.engine != "native":
+        raise VeclutError("--cache-ram needs --engine native (the python engine keeps no prompt cache)")
+    if opts.cache_ram is not None and opts.cache_ram < 0:
+        raise VeclutError(f"--cache-ram must be 0 or more MiB (got {opts.cache_ram})")
     info = validate(opts.model)
     argv, env = (native_command if opts.engine == "native" else python_command)(opts, info)
     check_port(opts.host, opts.port)
