@@ -10,8 +10,7 @@ import time
 from pathlib import Path
 
 from . import atomic, cpuinfo, ui
-from .config import load_upstream, load_yaml
-from .config import UPSTREAM_KERNELS
+from .config import UPSTREAM_KERNELS, load_upstream, load_yaml
 from .cpus import usable_cpus
 from .errors import VeclutError
 from .paths import configs_dir, profile_build_dir, project_root
