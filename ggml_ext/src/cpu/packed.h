@@ -7,7 +7,8 @@
 // and a shift by 2j of a half's 8 bytes gives 8 consecutive weights: byte 8h + i holds weight
 // 32h + 8j + i in bits 2j (j = 0..3). A group's table is built from activations 8 apart.
 // Upstream TQ2_0 / TQ1_0 / Q2_0 are re-encoded into the I2_V / I1_V / Q2_V codes, so one kernel
-// serves both.
+// serves both; upstream Q1_0 (1 bit per weight, 128 per block) becomes two Q2_V blocks of codes
+// 0 and 1 with scales (2d, -d).
 #pragma once
 
 #include "ggml.h"
@@ -25,7 +26,7 @@ struct layout_info {
     int groups5;       // groups of 5 trits (243-entry tables) at the start of the block
     int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, 256-entry tables) after them
     int table_entries; // entries of all tables of one block
-    int block_k;       // weights per block (256; q2: 64, as Q2_0)
+    int block_k;       // weights per block (256; q2: 64, as Q2_0, half a Q1_0 block)
     int scale_floats;  // floats per block in the scales (q2: d and d * o)
 };
 
