@@ -19,7 +19,7 @@ from .matrix import load_matrix, run_matrix
 from .paths import profile_build_dir, project_root
 
 LIMITS = {"KLD": 2e-4, "same top token": 0.99, "|PPL ratio - 1|": 1e-3}
-UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}  # TQ1_0 / TQ2_0 run by upstream's kernels
+UPSTREAM = {"VECLUT_NO_UPSTREAM": "1"}  # TQ1_0 / TQ2_0 / Q2_0 / Q1_0 run by upstream's kernels
 CHUNKS = ("--chunks", "24")
 FIXTURE = Path("fixtures/bitnet-shakespeare")
 EMULATED_PROFILES = ("arm64", "arm64-nodot")
