@@ -123,15 +123,20 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
 }
 
-// one row, TN tokens whose prepared activations (q2_prepare_all) start at prep, stride apart
+// one row, TN tokens whose prepared activations (q2_prepare_all) start at prep, stride apart.
+// Each token's sum is split over CHAINS accumulators (by block parity and half), so that with one
+// or two tokens the loop is not bound by the latency of one chain of FMAs.
 template <int TN>
 inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, const uint8_t * prep, size_t stride,
                     float * out) {
-    __m256 acc[TN];
-    for (int i = 0; i < TN; ++i) {
-        acc[i] = _mm256_setzero_ps();
+    constexpr int CHAINS = TN == 1 ? 4 : TN == 2 ? 2 : 1;
+    __m256 acc[CHAINS][TN];
+    for (int c = 0; c < CHAINS; ++c) {
+        for (int i = 0; i < TN; ++i) {
+            acc[c][i] = _mm256_setzero_ps();
+        }
     }
-    for (int64_t b = 0; b < blocks; ++b) {
+    auto block = [&](int64_t b, __m256 * acc0, __m256 * acc1) {
         const __m256i v0 = expand_half(codes + 16 * b), v1 = expand_half(codes + 16 * b + 8);
         const __m256 d = _mm256_set1_ps(s[2 * b]);
         for (int i = 0; i < TN; ++i) {
@@ -139,9 +144,17 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
             const float * dy = (const float *) (x + 64);
             const __m256 q0 = _mm256_cvtepi32_ps(dot4(v0, _mm256_load_si256((const __m256i *) x)));
             const __m256 q1 = _mm256_cvtepi32_ps(dot4(v1, _mm256_load_si256((const __m256i *) (x + 32))));
-            acc[i] = _mm256_fmadd_ps(q0, _mm256_mul_ps(d, _mm256_load_ps(dy)), acc[i]);
-            acc[i] = _mm256_fmadd_ps(q1, _mm256_mul_ps(d, _mm256_load_ps(dy + 8)), acc[i]);
+            acc0[i] = _mm256_fmadd_ps(q0, _mm256_mul_ps(d, _mm256_load_ps(dy)), acc0[i]);
+            acc1[i] = _mm256_fmadd_ps(q1, _mm256_mul_ps(d, _mm256_load_ps(dy + 8)), acc1[i]);
         }
+    };
+    int64_t b = 0;
+    for (; CHAINS == 4 && b + 2 <= blocks; b += 2) {
+        block(b, acc[0], acc[1 % CHAINS]);
+        block(b + 1, acc[2 % CHAINS], acc[3 % CHAINS]);
+    }
+    for (; b < blocks; ++b) {
+        block(b, acc[0], acc[(CHAINS - 1) % CHAINS]);
     }
     for (int i = 0; i < TN; ++i) {  // offset term: (d, d * o) . (0, S) over the blocks
         const float * pairs = (const float *) (prep + i * stride + blocks * Q2_PREP_BLOCK);
@@ -154,7 +167,11 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
         for (; k < 2 * blocks; ++k) {
             tail += s[k] * pairs[k];
         }
-        out[i] = hsum(acc[i]) + hsum(off) + tail;
+        __m256 sum = acc[0][i];
+        for (int c = 1; c < CHAINS; ++c) {
+            sum = _mm256_add_ps(sum, acc[c][i]);
+        }
+        out[i] = hsum(sum) + hsum(off) + tail;
     }
 }
 
