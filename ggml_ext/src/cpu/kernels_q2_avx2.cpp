@@ -113,6 +113,23 @@ inline __m256i expand_half(const uint8_t * codes) {
     return _mm256_and_si256(v, _mm256_set1_epi8(3));
 }
 
+// the 32 bits of a q1 half (one word), one per byte: byte 4l + m = bit 8m + l, i.e. weight
+// Q1_PERM[4l + m] of the half (packed.h: bit 4i + j is weight 8j + i)
+inline __m256i expand_bits(const uint8_t * codes) {
+    uint32_t word;
+    std::memcpy(&word, codes, 4);
+    const __m256i v = _mm256_srlv_epi32(_mm256_set1_epi32((int) word), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_and_si256(v, _mm256_set1_epi8(1));
+}
+
+constexpr uint8_t perm_entry(int k) { return (uint8_t) (8 * ((k / 4) % 4) + 2 * (k % 4) + (k / 4) / 4); }
+constexpr uint8_t Q1_PERM[32] = {
+    perm_entry(0),  perm_entry(1),  perm_entry(2),  perm_entry(3),  perm_entry(4),  perm_entry(5),  perm_entry(6),  perm_entry(7),
+    perm_entry(8),  perm_entry(9),  perm_entry(10), perm_entry(11), perm_entry(12), perm_entry(13), perm_entry(14), perm_entry(15),
+    perm_entry(16), perm_entry(17), perm_entry(18), perm_entry(19), perm_entry(20), perm_entry(21), perm_entry(22), perm_entry(23),
+    perm_entry(24), perm_entry(25), perm_entry(26), perm_entry(27), perm_entry(28), perm_entry(29), perm_entry(30), perm_entry(31),
+};
+
 inline __m256i dot4(__m256i u, __m256i s) {
     return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
 }
@@ -123,10 +140,38 @@ inline float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(y, _mm_movehdup_ps(y)));
 }
 
-// one row, TN tokens whose prepared activations (q2_prepare_all) start at prep, stride apart.
-// Each token's sum is split over CHAINS accumulators (by block parity and half), so that with one
-// or two tokens the loop is not bound by the latency of one chain of FMAs.
-template <int TN>
+inline float dot_floats(const float * a, const float * b, int64_t n) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc);
+    }
+    float tail = 0.0f;
+    for (; k < n; ++k) {
+        tail += a[k] * b[k];
+    }
+    return hsum(acc) + tail;
+}
+
+// How row_dot reads a row: its halves as one code per byte (values 0..3), the scale of the
+// linear term, and the offset term against the prepared pairs (0, S) or sums S
+struct q2_row {
+    static __m256i half(const uint8_t * codes, int64_t b, int h) { return expand_half(codes + 16 * b + 8 * h); }
+    static float scale(const float * s, int64_t b) { return s[2 * b]; }
+    static float offset(const float * s, const float * pairs, int64_t blocks) { return dot_floats(s, pairs, 2 * blocks); }
+};
+
+// q1: d * (2 bit - 1) = 2d * bit - d
+struct q1_row {
+    static __m256i half(const uint8_t * codes, int64_t b, int h) { return expand_bits(codes + 8 * b + 4 * h); }
+    static float scale(const float * s, int64_t b) { return 2.0f * s[b]; }
+    static float offset(const float * s, const float * sums, int64_t blocks) { return -dot_floats(s, sums, blocks); }
+};
+
+// one row, TN tokens whose prepared activations (q2_prepare_all / q1_prepare_all) start at prep,
+// stride apart. Each token's sum is split over CHAINS accumulators (by block parity and half), so
+// that with one or two tokens the loop is not bound by the latency of one chain of FMAs.
+template <typename Row, int TN>
 inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, const uint8_t * prep, size_t stride,
                     float * out) {
     constexpr int CHAINS = TN == 1 ? 4 : TN == 2 ? 2 : 1;
@@ -137,8 +182,8 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
         }
     }
     auto block = [&](int64_t b, __m256 * acc0, __m256 * acc1) {
-        const __m256i v0 = expand_half(codes + 16 * b), v1 = expand_half(codes + 16 * b + 8);
-        const __m256 d = _mm256_set1_ps(s[2 * b]);
+        const __m256i v0 = Row::half(codes, b, 0), v1 = Row::half(codes, b, 1);
+        const __m256 d = _mm256_set1_ps(Row::scale(s, b));
         for (int i = 0; i < TN; ++i) {
             const uint8_t * x = prep + i * stride + b * Q2_PREP_BLOCK;
             const float * dy = (const float *) (x + 64);
@@ -156,34 +201,32 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
     for (; b < blocks; ++b) {
         block(b, acc[0], acc[(CHAINS - 1) % CHAINS]);
     }
-    for (int i = 0; i < TN; ++i) {  // offset term: (d, d * o) . (0, S) over the blocks
-        const float * pairs = (const float *) (prep + i * stride + blocks * Q2_PREP_BLOCK);
-        __m256 off = _mm256_setzero_ps();
-        int64_t k = 0;
-        for (; k + 8 <= 2 * blocks; k += 8) {
-            off = _mm256_fmadd_ps(_mm256_loadu_ps(s + k), _mm256_loadu_ps(pairs + k), off);
-        }
-        float tail = 0.0f;
-        for (; k < 2 * blocks; ++k) {
-            tail += s[k] * pairs[k];
-        }
+    for (int i = 0; i < TN; ++i) {
         __m256 sum = acc[0][i];
         for (int c = 1; c < CHAINS; ++c) {
             sum = _mm256_add_ps(sum, acc[c][i]);
         }
-        out[i] = hsum(sum) + hsum(off) + tail;
+        const float * pairs = (const float *) (prep + i * stride + blocks * Q2_PREP_BLOCK);
+        out[i] = hsum(sum) + Row::offset(s, pairs, blocks);
     }
 }
 
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    q2_dot_rows(w, row0, nrows, acts, nt, out, out_stride, [](auto tn, auto... args) { row_dot<decltype(tn)::value>(args...); });
+    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
+    q2_dot_rows(w, row0, nrows, prep, nt, out, out_stride, [](auto tn, auto... args) { row_dot<q2_row, decltype(tn)::value>(args...); });
+}
+
+void dot1(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+          int nt, float * out, int64_t out_stride) {
+    const uint8_t * prep = q1_prepare_all(acts, nt, w.blocks, Q1_PERM);
+    q2_dot_rows(w, row0, nrows, prep, nt, out, out_stride, [](auto tn, auto... args) { row_dot<q1_row, decltype(tn)::value>(args...); });
 }
 
 }  // namespace
 
 const q2_kernel_set * q2_avx2_kernels() {
-    static const q2_kernel_set set = {"avx2", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate};
+    static const q2_kernel_set set = {"avx2", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate, dot1};
     return &set;
 }
 

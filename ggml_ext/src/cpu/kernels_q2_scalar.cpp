@@ -49,6 +49,37 @@ static void q2_scalar_dot(const packed_weights & w, int64_t row0, int64_t nrows,
     }
 }
 
+// q1: per 64-block d * (2 * sum_h dy_h * sum(bit a) - sum_h dy_h * sum(a)), bits as packed.h
+// lays them out (weight 32h + 8j + i in bit 4i + j of word h)
+static void q1_scalar_dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+                          int nt, float * out, int64_t out_stride) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r);
+        const float * d = w.row_scales(row0 + r);
+        for (int n = 0; n < nt; ++n) {
+            float sum = 0.0f;
+            for (int64_t b = 0; b < w.blocks; ++b) {
+                float lin = 0.0f, off = 0.0f;
+                for (int h = 0; h < 2; ++h) {
+                    const block_q8_0 & a = acts[n][2 * b + h];
+                    uint32_t word;
+                    std::memcpy(&word, codes + 8 * b + 4 * h, sizeof(word));
+                    int32_t dot = 0, asum = 0;
+                    for (int k = 0; k < 32; ++k) {
+                        dot += (int32_t) ((word >> (4 * (k % 8) + k / 8)) & 1) * a.qs[k];
+                        asum += a.qs[k];
+                    }
+                    const float dy = GGML_FP16_TO_FP32(a.d);
+                    lin += dy * (float) dot;
+                    off += dy * (float) asum;
+                }
+                sum += 2.0f * d[b] * lin - d[b] * off;
+            }
+            out[r * out_stride + n] = sum;
+        }
+    }
+}
+
 // entry(code) built code digit by code digit: entries c + v * 4^j extend entry c by v * a_j
 static void q2_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     for (int n = 0; n < nt; ++n) {
@@ -105,7 +136,7 @@ static void q2_scalar_lut_accumulate(const packed_weights & w, int64_t row0, int
 
 const q2_kernel_set & q2_scalar_kernels() {
     static const q2_kernel_set set = {
-        "scalar", TILE, 4, q2_scalar_dot, q2_scalar_build_tables, q2_scalar_lut_accumulate,
+        "scalar", TILE, 4, q2_scalar_dot, q2_scalar_build_tables, q2_scalar_lut_accumulate, q1_scalar_dot,
     };
     return set;
 }

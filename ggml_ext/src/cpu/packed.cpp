@@ -1,6 +1,7 @@
 #include "packed.h"
 
 #include "kernels.h"
+#include "kernels_q2.h"
 #include "veclut-types.h"
 
 #include "ggml-impl.h"
@@ -13,7 +14,10 @@ bool layout_for_type(ggml_type type, layout * out) {
     switch ((int) type) {
         case VECLUT_TYPE_I2_V: case GGML_TYPE_TQ2_0: *out = layout::i2; return true;
         case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = layout::i1; return true;
-        case VECLUT_TYPE_Q2_V: case GGML_TYPE_Q2_0: case GGML_TYPE_Q1_0: *out = layout::q2; return true;
+        case VECLUT_TYPE_Q2_V: case GGML_TYPE_Q2_0:  *out = layout::q2; return true;
+        case GGML_TYPE_Q1_0:  // 1 bit per weight where the kernels read bits (the dot path's bytes halve)
+            *out = q2_kernels_for(active_kernels()).dot1 ? layout::q1 : layout::q2;
+            return true;
         default: return false;
     }
 }
@@ -139,10 +143,60 @@ static void repack_q2_rows(ggml_tensor * t, const packed_weights & w, const void
     }
 }
 
+// Q1_0 as q1: the bits of read_q1_0's codes, word h bit 4i + j = weight 32h + 8j + i, and d.
+static void repack_q1_rows(ggml_tensor * t, const packed_weights & w, const void * data, int64_t row0, int64_t nrows) {
+    for (int64_t r = row0; r < row0 + nrows; ++r) {
+        const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
+        for (int64_t b = 0; b < w.blocks; ++b) {
+            uint8_t q[VECLUT_QK_Q2];
+            float s[2];
+            read_q1_0(src, b, q, s);
+            uint32_t words[2] = {0, 0};
+            for (int k = 0; k < VECLUT_QK_Q2; ++k) {
+                const int h = k / 32, i = k % 8, j = (k % 32) / 8;
+                words[h] |= (uint32_t) q[k] << (4 * i + j);
+            }
+            memcpy(const_cast<uint8_t *>(w.row_codes(r)) + b * sizeof(words), words, sizeof(words));
+            const_cast<float *>(w.row_scales(r))[b] = -s[1];
+        }
+    }
+}
+
+// bit b of x to bit 2b
+static uint64_t spread_bits(uint32_t x) {
+    uint64_t v = x;
+    v = (v | (v << 16)) & 0x0000FFFF0000FFFFull;
+    v = (v | (v << 8)) & 0x00FF00FF00FF00FFull;
+    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0Full;
+    v = (v | (v << 2)) & 0x3333333333333333ull;
+    v = (v | (v << 1)) & 0x5555555555555555ull;
+    return v;
+}
+
+void expand_q1_as_q2(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                     uint8_t * codes, float * scales) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * in = w.row_codes(row0 + r) + b0 * 8;
+        const float * d = w.row_scales(row0 + r) + b0;
+        for (int64_t b = 0; b < kb; ++b, in += 8, codes += 16, scales += 2) {
+            uint32_t words[2];
+            memcpy(words, in, sizeof(words));
+            const uint64_t q[2] = {spread_bits(words[0]), spread_bits(words[1])};
+            memcpy(codes, q, sizeof(q));  // the q2 order of packed.h: byte 8h + i, bits 2j
+            scales[0] = 2.0f * d[b];
+            scales[1] = -d[b];
+        }
+    }
+}
+
 void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows) {
     const packed_weights w = packed_view(t);
     if (w.kind == layout::q2) {
         repack_q2_rows(t, w, data, row0, nrows);
+        return;
+    }
+    if (w.kind == layout::q1) {
+        repack_q1_rows(t, w, data, row0, nrows);
         return;
     }
     const layout_info li = info_of(w.kind);
