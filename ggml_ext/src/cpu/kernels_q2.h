@@ -38,11 +38,22 @@ struct q2_kernel_set {
     void (*lut_accumulate)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                            const int16_t * tables, const float * act, int nt, float * acc);
 
-    // Optional: dot on the q1 layout (bits, d per 64), as dot; weight = d * (2 bit - 1). Where
-    // it is nullptr, upstream Q1_0 is repacked as q2 instead (packed.cpp: layout_for_type).
+    // Optional, all three or none: the same on the q1 layout (bits, d per 64; weight =
+    // d * (2 bit - 1)). Where they are nullptr, upstream Q1_0 is repacked as q2 instead
+    // (packed.cpp: layout_for_type). q1 tables: one per code byte g of a 64-block (8 groups of
+    // 256 entries), tables[(g * 256 + byte) * tile_n + n] = sum of token n's activations whose
+    // bit is set in byte (packed.h: byte g = 4h + c holds weights 32h + 8j + 2c + t / 4 in bit
+    // t = 4 (t / 4) + j); act as for q2; acc += 2d * (dy0 * sum0 + dy1 * sum1) - d * (dy0 * s0 + dy1 * s1).
     void (*dot1)(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
                  int nt, float * out, int64_t out_stride) = nullptr;
+    void (*build_tables1)(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) = nullptr;
+    void (*lut_accumulate1)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                            const int16_t * tables, const float * act, int nt, float * acc) = nullptr;
+    int lut_min_n1 = 0;  // lut_min_n of q1 (its tables take 8 weights per lookup, so it pays sooner)
 };
+
+// Weight (0..31 within its half) of bit t of q1 code byte c of a half (packed.h)
+constexpr int q1_weight(int c, int t) { return 8 * (t % 4) + 2 * c + t / 4; }
 
 const q2_kernel_set & q2_scalar_kernels();
 // SIMD sets: nullptr when this build was not compiled for the ISA.

@@ -1,4 +1,6 @@
-// AVX2 kernels of the 2-bit layout: the AVX-512 ones (kernels_q2_avx512.cpp) at half the width.
+// AVX2 kernels of the 2-bit layout: the AVX-512 ones (kernels_q2_avx512.cpp) at half the width;
+// and of the 1-bit layout (q1): a byte of bits indexes a 256-entry table of 8 activations' sums,
+// and the dot path expands a 32-bit word to 32 bytes 0/1.
 // Vector LUT: a tile is 16 tokens, one table entry (16 x int16) is one ymm; 16 tables of 256
 // entries per 64-block (128 KiB). Overflow bound as in kernels_q2_scalar.cpp: a half-block sum is
 // at most 12192 in magnitude. Dot path: a half's 8 code bytes broadcast and shifted by 0, 2, 4, 6
@@ -28,6 +30,8 @@ constexpr int GROUP = 256 * TILE;
 // 4096x4096, 1 thread, GOPS): dot 84-92 at N = 4-64; LUT 47 / 63 / 74 / 69 / 100 at N = 12 / 16 /
 // 32 / 48 / 64 (127 at 256).
 constexpr int LUT_MIN_N = 64;
+// q1: its tables take 8 weights per lookup and win from N = 16 (docs/q1_0.md has the figures)
+constexpr int LUT_MIN_N1 = 16;
 
 void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     alignas(32) int16_t col[64 * TILE];
@@ -45,6 +49,24 @@ void build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * 
                 _mm256_store_si256((__m256i *) (t + (c + span) * TILE), _mm256_add_epi16(e, a1));
                 _mm256_store_si256((__m256i *) (t + (c + 2 * span) * TILE), _mm256_add_epi16(e, a2));
                 _mm256_store_si256((__m256i *) (t + (c + 3 * span) * TILE), _mm256_add_epi16(e, a3));
+            }
+        }
+    }
+}
+
+// q1: 8 tables of 256 entries per 64-block (64 KiB), entry(byte) built bit by bit
+void build_tables1(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
+    alignas(32) int16_t col[64 * TILE];
+    gather_q8_0<TILE>(acts, b, nt, col, act);
+    for (int g = 0; g < 8; ++g) {  // code byte g = 4h + c
+        const int16_t * x = col + 32 * (g / 4) * TILE;
+        int16_t * t = tables + g * GROUP;
+        _mm256_store_si256((__m256i *) t, _mm256_setzero_si256());
+        for (int bit = 0, span = 1; bit < 8; ++bit, span *= 2) {
+            const __m256i a = _mm256_load_si256((const __m256i *) (x + q1_weight(g % 4, bit) * TILE));
+            for (int e = 0; e < span; ++e) {
+                const __m256i v = _mm256_load_si256((const __m256i *) (t + e * TILE));
+                _mm256_store_si256((__m256i *) (t + (e + span) * TILE), _mm256_add_epi16(v, a));
             }
         }
     }
@@ -99,6 +121,40 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
             f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(d, _mm256_loadu_ps(A + 8)), f1);
             f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE)), f0);
             f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE + 8)), f1);
+        }
+        _mm256_storeu_ps(out, f0);
+        _mm256_storeu_ps(out + 8, f1);
+    }
+}
+
+// q1: per 64-block two halves of 4 lookups (entries bounded as in kernels_q2_scalar.cpp: 4064)
+void lut_accumulate1(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                     const int16_t * tables, const float * act, int, float * acc) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * 8;
+        const float * d = w.row_scales(row0 + r) + b0;
+        float * out = acc + r * TILE;
+        x86::prefetch_step_codes(w, row0 + r, b0, kb, 8);
+        __m256 f0 = _mm256_loadu_ps(out), f1 = _mm256_loadu_ps(out + 8);
+        for (int64_t b = 0; b < kb; ++b, codes += 8) {
+            const int16_t * t = tables + b * 8 * GROUP;
+            uint64_t q;
+            std::memcpy(&q, codes, 8);
+            __m256i a0 = entry8<0>(t, q), a1 = entry8<1>(t, q), c0 = entry8<4>(t, q), c1 = entry8<5>(t, q);
+            a0 = _mm256_add_epi16(a0, entry8<2>(t, q));
+            a1 = _mm256_add_epi16(a1, entry8<3>(t, q));
+            c0 = _mm256_add_epi16(c0, entry8<6>(t, q));
+            c1 = _mm256_add_epi16(c1, entry8<7>(t, q));
+            keep_apart(a0, a1, c0, c1);
+            const __m256i h0 = _mm256_add_epi16(a0, a1), h1 = _mm256_add_epi16(c0, c1);
+            const float * A = act + b * Q2_ACT_FLOATS * TILE;
+            const __m256 d2 = _mm256_set1_ps(2.0f * d[b]), m = _mm256_set1_ps(-d[b]);
+            f0 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE), f0);
+            f1 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE + 8), f1);
+            f0 = _mm256_fmadd_ps(lo_ps(h0), _mm256_mul_ps(d2, _mm256_loadu_ps(A)), f0);
+            f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(d2, _mm256_loadu_ps(A + 8)), f1);
+            f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(d2, _mm256_loadu_ps(A + TILE)), f0);
+            f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(d2, _mm256_loadu_ps(A + TILE + 8)), f1);
         }
         _mm256_storeu_ps(out, f0);
         _mm256_storeu_ps(out + 8, f1);
@@ -226,7 +282,8 @@ void dot1(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_
 }  // namespace
 
 const q2_kernel_set * q2_avx2_kernels() {
-    static const q2_kernel_set set = {"avx2", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate, dot1};
+    static const q2_kernel_set set = {"avx2", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate,
+                                      dot1, build_tables1, lut_accumulate1, LUT_MIN_N1};
     return &set;
 }
 

@@ -1,8 +1,10 @@
-// Portable scalar kernels of the 2-bit layout: the reference for the SIMD ones, and the fallback.
+// Portable scalar kernels of the 2-bit and 1-bit layouts: the reference for the SIMD ones, and
+// the fallback.
 //
 // Overflow bound: Q8_0 values are in [-127, 127] and codes in 0..3, so a table entry is at most
 // 4 * 3 * 127 = 1524 in magnitude and the int16 sum of one half-block (8 groups, one activation
 // scale) at most 8 * 1524 = 12192 < 32767. Sums are widened to float once per half-block.
+// q1: an entry sums at most 8 activations (1016), a half-block 4 entries (4064).
 
 #include "kernels_q2.h"
 
@@ -111,6 +113,57 @@ static void q2_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, i
     }
 }
 
+// q1 tables: entry(byte) built bit by bit: entries e + 2^t extend entry e by the activation of bit t
+static void q1_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
+    for (int n = 0; n < nt; ++n) {
+        float dys[2];
+        int32_t sums[2];
+        for (int h = 0; h < 2; ++h) {
+            const block_q8_0 & a = acts[n][2 * b + h];
+            dys[h] = GGML_FP16_TO_FP32(a.d);
+            sums[h] = 0;
+            for (int j = 0; j < 32; ++j) {
+                sums[h] += a.qs[j];
+            }
+            for (int c = 0; c < 4; ++c) {
+                int16_t * t = tables + (4 * h + c) * 256 * TILE + n;
+                t[0] = 0;
+                for (int bit = 0, span = 1; bit < 8; ++bit, span *= 2) {
+                    for (int e = 0; e < span; ++e) {
+                        t[(e + span) * TILE] = (int16_t) (t[e * TILE] + a.qs[q1_weight(c, bit)]);
+                    }
+                }
+            }
+        }
+        act[n] = dys[0];
+        act[TILE + n] = dys[1];
+        act[2 * TILE + n] = dys[0] * (float) sums[0] + dys[1] * (float) sums[1];
+    }
+}
+
+static void q1_scalar_lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                                     const int16_t * tables, const float * act, int nt, float * acc) {
+    for (int64_t r = 0; r < nrows; ++r) {
+        const uint8_t * codes = w.row_codes(row0 + r) + b0 * 8;
+        const float * d = w.row_scales(row0 + r) + b0;
+        float * out = acc + r * TILE;
+        for (int64_t b = 0; b < kb; ++b, codes += 8) {
+            const int16_t * t = tables + b * 8 * 256 * TILE;
+            const float * a = act + b * Q2_ACT_FLOATS * TILE;
+            int16_t half[2][TILE] = {};  // bounded by 4064: see the top of this file
+            for (int g = 0; g < 8; ++g) {
+                const int16_t * entry = t + (g * 256 + codes[g]) * TILE;
+                for (int n = 0; n < nt; ++n) {
+                    half[g / 4][n] += entry[n];
+                }
+            }
+            for (int n = 0; n < nt; ++n) {
+                out[n] += 2.0f * d[b] * (a[n] * (float) half[0][n] + a[TILE + n] * (float) half[1][n]) - d[b] * a[2 * TILE + n];
+            }
+        }
+    }
+}
+
 static void q2_scalar_lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                                      const int16_t * tables, const float * act, int nt, float * acc) {
     for (int64_t r = 0; r < nrows; ++r) {
@@ -136,7 +189,8 @@ static void q2_scalar_lut_accumulate(const packed_weights & w, int64_t row0, int
 
 const q2_kernel_set & q2_scalar_kernels() {
     static const q2_kernel_set set = {
-        "scalar", TILE, 4, q2_scalar_dot, q2_scalar_build_tables, q2_scalar_lut_accumulate, q1_scalar_dot,
+        "scalar", TILE, 4, q2_scalar_dot, q2_scalar_build_tables, q2_scalar_lut_accumulate,
+        q1_scalar_dot, q1_scalar_build_tables, q1_scalar_lut_accumulate, 4,
     };
     return set;
 }

@@ -25,7 +25,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <vector>
 
 namespace veclut {
 
@@ -60,7 +59,8 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     work_layout p;
     const q2_kernel_set & k2 = q2_kernels_for(k);
-    p.t    = q2 ? choose_tiles(k2.tile_n, k2.lut_min_n, kind, blocks, table_entries(k, kind)) : choose_tiles(k, kind, blocks);
+    const int lut_min_n2 = kind == layout::q1 ? k2.lut_min_n1 : k2.lut_min_n;
+    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, kind, blocks, table_entries(k, kind)) : choose_tiles(k, kind, blocks);
     p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
     p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);
     p.act_floats = q2 ? Q2_ACT_FLOATS : 1;
@@ -153,8 +153,7 @@ struct runner {
         if (w.kind == layout::q2) {
             k2.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
         } else if (w.kind == layout::q1) {
-            const packed_weights q2 = q1_step_as_q2(j.wrow0 + row0, nr, b0, kb);
-            k2.lut_accumulate(q2, 0, nr, 0, kb, step_tables, step_scales, nt, sums);
+            k2.lut_accumulate1(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
         } else {
             k.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
         }
@@ -163,26 +162,12 @@ struct runner {
         }
     }
 
-    // The vector LUT reads q1 weights as q2 (its tables take 2-bit codes): rows [row, row + nr),
-    // blocks [b0, b0 + kb) expanded into this thread's buffer, which grows once and is reused.
-    packed_weights q1_step_as_q2(int64_t row, int64_t nr, int64_t b0, int64_t kb) const {
-        static thread_local std::vector<uint8_t> buffer;
-        const size_t code_bytes = align64(nr * kb * info_of(layout::q2).code_bytes);
-        const size_t bytes = code_bytes + nr * kb * 2 * sizeof(float);
-        if (buffer.size() < bytes) {
-            buffer.resize(bytes);
-        }
-        packed_weights q2{layout::q2, nr, kb, buffer.data(), (const float *) (buffer.data() + code_bytes)};
-        expand_q1_as_q2(w, row, nr, b0, kb, buffer.data(), (float *) (buffer.data() + code_bytes));
-        return q2;
-    }
-
     void build(const job & j, int64_t t0, int nt, int64_t b0, int64_t i) const {
         const int64_t entries = table_entries(k, w.kind);
         int16_t * t = tables + i * entries * p.t.tile_n;
         float * s = ascale + i * p.t.tile_n * p.act_floats;
         if (takes_q8_0(w.kind)) {
-            k2.build_tables(acts0 + j.first + t0, b0 + i, nt, t, s);
+            (w.kind == layout::q1 ? k2.build_tables1 : k2.build_tables)(acts0 + j.first + t0, b0 + i, nt, t, s);
         } else {
             k.build_tables(w.kind, acts + j.first + t0, b0 + i, nt, t, s);
         }

@@ -162,33 +162,6 @@ static void repack_q1_rows(ggml_tensor * t, const packed_weights & w, const void
     }
 }
 
-// bit b of x to bit 2b
-static uint64_t spread_bits(uint32_t x) {
-    uint64_t v = x;
-    v = (v | (v << 16)) & 0x0000FFFF0000FFFFull;
-    v = (v | (v << 8)) & 0x00FF00FF00FF00FFull;
-    v = (v | (v << 4)) & 0x0F0F0F0F0F0F0F0Full;
-    v = (v | (v << 2)) & 0x3333333333333333ull;
-    v = (v | (v << 1)) & 0x5555555555555555ull;
-    return v;
-}
-
-void expand_q1_as_q2(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
-                     uint8_t * codes, float * scales) {
-    for (int64_t r = 0; r < nrows; ++r) {
-        const uint8_t * in = w.row_codes(row0 + r) + b0 * 8;
-        const float * d = w.row_scales(row0 + r) + b0;
-        for (int64_t b = 0; b < kb; ++b, in += 8, codes += 16, scales += 2) {
-            uint32_t words[2];
-            memcpy(words, in, sizeof(words));
-            const uint64_t q[2] = {spread_bits(words[0]), spread_bits(words[1])};
-            memcpy(codes, q, sizeof(q));  // the q2 order of packed.h: byte 8h + i, bits 2j
-            scales[0] = 2.0f * d[b];
-            scales[1] = -d[b];
-        }
-    }
-}
-
 void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows) {
     const packed_weights w = packed_view(t);
     if (w.kind == layout::q2) {

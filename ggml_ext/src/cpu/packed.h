@@ -8,9 +8,10 @@
 // 32h + 8j + i in bits 2j (j = 0..3). A group's table is built from activations 8 apart.
 // Upstream TQ2_0 / TQ1_0 / Q2_0 are re-encoded into the I2_V / I1_V / Q2_V codes, so one kernel
 // serves both. Upstream Q1_0 (1 bit per weight, 128 per block) becomes q1 where the kernel set
-// has a 1-bit dot product (q2_kernel_set::dot1): per 64-block 8 bytes of bits, as two 32-bit
-// words, word h bit 4i + j = weight 32h + 8j + i (spreading bit b to bit 2b gives the q2 codes),
-// and the float scale d; elsewhere it becomes two Q2_V blocks of codes 0 and 1, scales (2d, -d).
+// has 1-bit kernels (q2_kernel_set::dot1): per 64-block 8 bytes of bits, as two 32-bit words,
+// word h bit 4i + j = weight 32h + 8j + i (a byte holds 8 weights of one half: the index of a
+// 256-entry table), and the float scale d; elsewhere it becomes two Q2_V blocks of codes 0 and 1,
+// scales (2d, -d).
 #pragma once
 
 #include "ggml.h"
@@ -26,18 +27,17 @@ enum class layout { i2, i1, q2, q1 };
 struct layout_info {
     int code_bytes;    // bytes of codes per block
     int groups5;       // groups of 5 trits (243-entry tables) at the start of the block
-    int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, 256-entry tables) after them
+    int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, q1: 8 bits, 256-entry tables) after them
     int table_entries; // entries of all tables of one block
     int block_k;       // weights per block (256; q2: 64, as Q2_0, half a Q1_0 block)
     int scale_floats;  // floats per block in the scales (q2: d and d * o; q1: d)
 };
 
-// q1 has no tables of its own: its vector-LUT path reads it as q2 (expand_q1_as_q2).
 constexpr layout_info info_of(layout l) {
     return l == layout::i2 ? layout_info{64, 0, 64, 64 * 81, 256, 1}
          : l == layout::i1 ? layout_info{52, 48, 4, 48 * 243 + 4 * 81, 256, 1}
          : l == layout::q2 ? layout_info{16, 0, 16, 16 * 256, 64, 2}
-                           : layout_info{8, 0, 16, 16 * 256, 64, 1};
+                           : layout_info{8, 0, 8, 8 * 256, 64, 1};
 }
 
 // The layouts whose kernels take Q8_0 activations (kernels_q2.h)
@@ -63,11 +63,5 @@ packed_weights packed_view(const ggml_tensor * t);
 // Repack rows [row0, row0 + nrows) from ggml's layout (`data` points at row0). Aborts with a
 // clear message if a TQ2_0 block holds the non-ternary value +2.
 void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows);
-
-// Rows [row0, row0 + nrows), blocks [b0, b0 + kb) of q1 weights as q2 codes and (2d, -d) scale
-// pairs, into codes (nrows * kb * 16 bytes) and scales (nrows * kb * 2 floats): the same values,
-// for the kernels that read q2 only.
-void expand_q1_as_q2(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
-                     uint8_t * codes, float * scales);
 
 }  // namespace veclut
