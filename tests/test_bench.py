@@ -163,3 +163,19 @@ def test_e2e_passes_the_configured_batched_bench_arguments(tmp_path, monkeypatch
     cfg = {**bench.defaults()["e2e"], "threads": 1}
     bench.run_e2e("native", {"s": {"name": "s", "model": {"hidden": 256}}}, ["I2_V", "TQ2_0"], cfg, 1)
     assert seen == [("I2_V", ("-fa", "on")), ("TQ2_0", ("-fa", "on")), ("TQ2_0+", ("-fa", "on"))]
+
+
+def test_e2e_runs_every_accelerated_upstream_type_both_ways(tmp_path, monkeypatch):
+    """An upstream type veclut also runs (Q1_0, Q2_0, TQ1_0, TQ2_0) is measured on upstream's
+    kernels under its own name and on veclut's as X+; a new type once, on veclut's."""
+    seen = []
+    monkeypatch.setattr(bench, "_bin", lambda profile, program: tmp_path / program)
+    monkeypatch.setattr(bench, "ensure_base", lambda name, model, seed: tmp_path / "base.gguf")
+    monkeypatch.setattr(bench, "ensure_type", lambda *a, **k: tmp_path / "m.gguf")
+    monkeypatch.setattr(bench, "batched_bench", lambda *a, **k: [])
+    monkeypatch.setattr(bench, "llama_bench", lambda program, model, suite, label, env, cfg, *a, **k:
+                        seen.append((label, env)) or [])
+    cfg = {**bench.defaults()["e2e"], "threads": 1}
+    bench.run_e2e("native", {"s": {"name": "s", "model": {"hidden": 256}}}, ["Q1_0", "Q2_0", "I2_V"], cfg, 1)
+    assert seen == [("Q1_0", bench.UPSTREAM_KERNELS), ("Q1_0+", {}), ("Q2_0", bench.UPSTREAM_KERNELS),
+                    ("Q2_0+", {}), ("I2_V", {})]

@@ -6,9 +6,10 @@
 //   I2_V, I1_V        new types in veclut's buffer (repacked, veclut's kernels)
 //   TQ2_0+, TQ1_0+    upstream types in veclut's buffer (accelerated by veclut)
 //   Q2_V, Q2_0+       the 2-bit type and upstream Q2_0 in veclut's buffer
-//   TQ2_0, TQ1_0, Q4_0, Q2_0, Q2_K   upstream types in a plain CPU buffer (upstream's own kernels)
+//   Q1_0+             upstream's 1-bit Q1_0 in veclut's buffer (run as the 2-bit layout)
+//   TQ2_0, TQ1_0, Q4_0, Q2_0, Q1_0, Q2_K   upstream types in a plain CPU buffer (upstream's own kernels)
 // Output: one JSON line per measurement, GOPS = 2*M*K*N / time, and ratios of each new type
-// against its upstream counterpart (I2_V and TQ2_0+ vs TQ2_0, I1_V and TQ1_0+ vs TQ1_0).
+// against its upstream counterpart (I2_V and TQ2_0+ vs TQ2_0, I1_V and TQ1_0+ vs TQ1_0, Q1_0+ vs Q1_0).
 // --bandwidth instead measures the machine's read bandwidth with each thread count (the
 // roofline of a memory-bound decode): every thread sums its share of a 1 GiB buffer.
 
@@ -44,6 +45,8 @@ const named_type TYPES[] = {
     {"Q2_V", GGML_TYPE_Q2_V, true, "Q2_0"},
     {"Q2_0+", GGML_TYPE_Q2_0, true, "Q2_0"},
     {"Q2_K", GGML_TYPE_Q2_K, false, ""},
+    {"Q1_0", GGML_TYPE_Q1_0, false, ""},
+    {"Q1_0+", GGML_TYPE_Q1_0, true, "Q1_0"},
 };
 
 gemm_timing::type_spec resolve(const std::string & name) {
@@ -59,7 +62,7 @@ gemm_timing::type_spec resolve(const std::string & name) {
 void usage(const char * why) {
     fprintf(stderr, "bench-veclut: %s\n"
         "usage: bench-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...]\n"
-        "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0,Q2_V,Q2_0+,Q2_K] [--reps R]\n"
+        "                    [--types I2_V,I1_V,TQ2_0+,TQ1_0+,TQ2_0,TQ1_0,Q4_0,Q2_0,Q2_V,Q2_0+,Q2_K,Q1_0,Q1_0+] [--reps R]\n"
         "                    [--min-mib MiB] [--min-seconds S] [--seed S] [--cpu-time]\n"
         "       bench-veclut --bandwidth [--threads T,...] [--reps R]\n"
         "--cpu-time: time by CPU time instead of wall time (A/B comparisons while other programs run).\n"

@@ -3,14 +3,15 @@
 // the command line; configs/check/matrix.yaml holds the quick and full ones).
 //
 // For each case it prints one JSON line; the exit status is non-zero if any case fails.
-// Variants (all compared with upstream TQ2_0 / TQ1_0 / Q2_0 in a plain CPU buffer, upstream's kernel):
+// Variants (all compared with upstream TQ2_0 / TQ1_0 / Q2_0 / Q1_0 in a plain CPU buffer, upstream's kernel):
 //   I2_V, I1_V, Q2_V    new types in veclut's buffer (repacked, vector-LUT / dot kernels)
-//   TQ2_0+, TQ1_0+, Q2_0+  upstream types in veclut's buffer (accelerated by veclut)
+//   TQ2_0+, TQ1_0+, Q2_0+, Q1_0+  upstream types in veclut's buffer (accelerated by veclut)
 //   I2_V/generic, ...   new types in a plain CPU buffer (ggml's generic path with veclut's vec_dot)
 // --src1 3d|permuted gives MUL_MAT its tokens as a 3-D batch [K, a, N/a] (a the largest divisor
 // of N up to sqrt(N)), contiguous or as a permuted (non-contiguous) view, as ggml allows.
 // The 2-bit variants get random Q2_0 blocks (codes 0..3, fp16 scale per 64); Q2_V holds their
 // values as quantized from float (any offset it finds), or for the worst case as Q2_0's codes.
+// Q1_0+ gets random Q1_0 blocks (one bit per weight, fp16 scale per 128).
 // --inputs corrupt (I2_V and I1_V variants only): after quantizing, a quarter of the code bytes,
 // and from the first block on one of every value above the largest code, become bytes a valid
 // file never holds (81-255 for 4 trits, 243-255 for 5); the weights are then what the reference dequantization reads from
@@ -32,6 +33,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -56,9 +58,18 @@ const std::vector<variant> VARIANTS = {
     {"Q2_V", GGML_TYPE_Q2_V, GGML_TYPE_Q2_0, true},
     {"Q2_0+", GGML_TYPE_Q2_0, GGML_TYPE_Q2_0, true},
     {"Q2_V/generic", GGML_TYPE_Q2_V, GGML_TYPE_Q2_0, false},
+    {"Q1_0+", GGML_TYPE_Q1_0, GGML_TYPE_Q1_0, true},
 };
 
-bool two_bit(const variant & v) { return v.upstream == GGML_TYPE_Q2_0; }
+// Variants whose weights are random blocks of their upstream type (not ternary values)
+bool blockwise(const variant & v) { return v.upstream == GGML_TYPE_Q2_0 || v.upstream == GGML_TYPE_Q1_0; }
+
+const variant * find_variant(const std::string & name) {
+    for (const auto & v : VARIANTS) {
+        if (v.name == name) return &v;
+    }
+    return nullptr;
+}
 
 struct options {
     std::vector<std::pair<int64_t, int64_t>> shapes = {{33, 512}};  // rows (M) x row length (K)
@@ -78,7 +89,7 @@ struct options {
 [[noreturn]] void usage(const char * why) {
     fprintf(stderr, "test-veclut: %s\n"
         "usage: test-veclut [--shapes MxK,...] [--tokens N,...] [--threads T,...] [--inputs normal,negative,outlier,worst,corrupt]\n"
-        "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,Q2_V,Q2_0+,I2_V/generic,I1_V/generic,Q2_V/generic]\n"
+        "                   [--variants I2_V,I1_V,TQ2_0+,TQ1_0+,Q2_V,Q2_0+,Q1_0+,I2_V/generic,I1_V/generic,Q2_V/generic]\n"
         "                   [--path auto|dot|lut]\n"
         "                   [--experts E/U] [--src1 flat|3d|permuted] [--ref-rows R] [--seed S]\n", why);
     exit(2);
@@ -119,19 +130,21 @@ options parse(int argc, char ** argv) {
             usage(("unknown argument " + a).c_str());
         }
     }
-    bool ternary = false, new_ternary_only = true;
+    bool new_ternary_only = true;
+    int64_t block = 1;  // K must hold whole blocks of every variant's types
     for (const auto & name : o.variants) {
-        ternary = ternary || (name.rfind("I", 0) == 0 || name.rfind("TQ", 0) == 0);
+        const variant * v = find_variant(name);
+        if (v == nullptr) usage(("unknown variant " + name).c_str());
         new_ternary_only = new_ternary_only && name.rfind("I", 0) == 0;
+        block = std::max({block, ggml_blck_size(v->type), ggml_blck_size(v->upstream)});
     }
     if (std::find(o.inputs.begin(), o.inputs.end(), "corrupt") != o.inputs.end() && !new_ternary_only) {
         usage("--inputs corrupt takes only the I2_V and I1_V variants (their codes are what it corrupts)");
     }
-    const int64_t block = ternary ? 256 : 64;
     for (const auto & s : o.shapes) {
         if (s.first < 1 || s.second < block || s.second % block != 0) {
-            usage(ternary ? "shapes are MxK with M >= 1 and K a positive multiple of 256"
-                          : "shapes are MxK with M >= 1 and K a positive multiple of 64");
+            usage(("shapes are MxK with M >= 1 and K a positive multiple of " + std::to_string(block) +
+                   " (the largest block of the variants)").c_str());
         }
     }
     return o;
@@ -182,28 +195,35 @@ void make_weights(const std::string & input, int64_t M, int64_t K, std::mt19937 
     }
 }
 
-// 2-bit weights: random Q2_0 blocks (worst case: every code 3 in even rows, 0 in odd ones, the
-// largest sums of one sign) and their values
-void make_q2_weights(const std::string & input, int64_t M, int64_t K, std::mt19937 & rng,
-                     std::vector<uint8_t> & q2_0, std::vector<float> & w) {
-    const size_t bs = ggml_type_size(GGML_TYPE_Q2_0);  // { half d; uint8 qs[16] }
-    q2_0.assign(M * (K / 64) * bs, 0);
+std::vector<float> dequantize(ggml_type type, const std::vector<uint8_t> & q, int64_t M, int64_t K) {
+    std::vector<float> out(M * K);
+    const auto * traits = ggml_get_type_traits(type);
+    for (int64_t r = 0; r < M; ++r) {
+        traits->to_float(q.data() + r * ggml_row_size(type, K), out.data() + r * K, K);
+    }
+    return out;
+}
+
+// Random blocks of Q2_0 or Q1_0 (both { half d; uint8 qs[] }: codes or bits after the scale) and
+// their values. Worst case: every code byte 0xff in even rows, 0x00 in odd ones (Q2_0: every
+// code 3 or 0; Q1_0: every weight +d or -d), the largest sums of one sign.
+void make_block_weights(ggml_type type, const std::string & input, int64_t M, int64_t K, std::mt19937 & rng,
+                        std::vector<uint8_t> & q, std::vector<float> & w) {
+    const size_t bs = ggml_type_size(type);
+    const int64_t per_row = K / ggml_blck_size(type);
+    q.assign(M * per_row * bs, 0);
     std::uniform_int_distribution<int> byte(0, 255);
     std::uniform_real_distribution<float> scale(0.005f, 0.05f);
-    for (int64_t i = 0; i < M * (K / 64); ++i) {
-        uint8_t * blk = q2_0.data() + i * bs;
+    for (int64_t i = 0; i < M * per_row; ++i) {
+        uint8_t * blk = q.data() + i * bs;
         const ggml_fp16_t d = ggml_fp32_to_fp16(scale(rng));
         memcpy(blk, &d, sizeof(d));
-        const int64_t row = i / (K / 64);
-        for (int j = 0; j < 16; ++j) {
-            blk[2 + j] = input == "worst" ? (row % 2 ? 0x00 : 0xff) : (uint8_t) byte(rng);
+        const int64_t row = i / per_row;
+        for (size_t j = sizeof(d); j < bs; ++j) {
+            blk[j] = input == "worst" ? (row % 2 ? 0x00 : 0xff) : (uint8_t) byte(rng);
         }
     }
-    w.resize(M * K);
-    const auto * traits = ggml_get_type_traits(GGML_TYPE_Q2_0);
-    for (int64_t r = 0; r < M; ++r) {
-        traits->to_float(q2_0.data() + r * ggml_row_size(GGML_TYPE_Q2_0, K), w.data() + r * K, K);
-    }
+    w = dequantize(type, q, M, K);
 }
 
 void make_activations(const std::string & input, int64_t K, int64_t N, std::mt19937 & rng, std::vector<float> & x) {
@@ -236,15 +256,6 @@ std::vector<uint8_t> q2_v_from_q2_0(const std::vector<uint8_t> & q2_0) {
     std::vector<uint8_t> out(n * sizeof(veclut_block_q2_v));
     for (size_t i = 0; i < n; ++i) {
         veclut_q2_v_from_q2_0(q2_0.data() + i * ggml_type_size(GGML_TYPE_Q2_0), (veclut_block_q2_v *) out.data() + i);
-    }
-    return out;
-}
-
-std::vector<float> dequantize(ggml_type type, const std::vector<uint8_t> & q, int64_t M, int64_t K) {
-    std::vector<float> out(M * K);
-    const auto * traits = ggml_get_type_traits(type);
-    for (int64_t r = 0; r < M; ++r) {
-        traits->to_float(q.data() + r * ggml_row_size(type, K), out.data() + r * K, K);
     }
     return out;
 }
@@ -376,11 +387,7 @@ int main(int argc, char ** argv) {
     }
     std::vector<variant> chosen;
     for (const auto & name : o.variants) {
-        bool found = false;
-        for (const auto & v : VARIANTS) {
-            if (v.name == name) { chosen.push_back(v); found = true; }
-        }
-        if (!found) usage(("unknown variant " + name).c_str());
+        chosen.push_back(*find_variant(name));  // parse() checked every name
     }
 
     const veclut_cpu::backend & backend = veclut_cpu::cpu("test-veclut");
@@ -398,13 +405,15 @@ int main(int argc, char ** argv) {
             if (K % 256 == 0) {
                 make_weights(input, M * E, K, rng, w3);
             }
-            std::vector<float> w2;
-            std::vector<uint8_t> q2_0;
-            bool any_two_bit = false;
-            for (const auto & v : chosen) any_two_bit = any_two_bit || two_bit(v);
-            if (any_two_bit) {  // own generator: the ternary cases stay as they were
-                std::mt19937 rng2(o.seed + (unsigned) (M * 131 + K));
-                make_q2_weights(input, M * E, K, rng2, q2_0, w2);
+            // blocks of Q2_0 / Q1_0 and their values, by upstream type; own generators: the
+            // ternary cases stay as they were
+            std::map<ggml_type, std::pair<std::vector<uint8_t>, std::vector<float>>> blocks;
+            for (const auto & v : chosen) {
+                if (blockwise(v) && blocks.count(v.upstream) == 0) {
+                    std::mt19937 rng2(o.seed + (unsigned) (M * 131 + K));
+                    auto & b = blocks[v.upstream];
+                    make_block_weights(v.upstream, input, M * E, K, rng2, b.first, b.second);
+                }
             }
             // rows checked against float64: spread over the matrix (of every expert)
             std::vector<int64_t> rows;
@@ -414,9 +423,10 @@ int main(int argc, char ** argv) {
             for (const auto & v : chosen) {
                 std::vector<float> decoded;  // --inputs corrupt: what the corrupt codes hold
                 std::vector<uint8_t> qv, qu;
-                if (two_bit(v)) {
-                    qu = q2_0;
-                    qv = v.type == GGML_TYPE_Q2_0 ? q2_0 : input == "worst" ? q2_v_from_q2_0(q2_0) : quantize(v.type, w2, M * E, K);
+                if (blockwise(v)) {
+                    const auto & b = blocks.at(v.upstream);
+                    qu.assign(b.first.begin(), b.first.end());
+                    qv = v.type == v.upstream ? b.first : input == "worst" ? q2_v_from_q2_0(b.first) : quantize(v.type, b.second, M * E, K);
                 } else {
                     qv = quantize(v.type, w3, M * E, K);
                     if (input == "corrupt") {
@@ -425,7 +435,7 @@ int main(int argc, char ** argv) {
                     }
                     qu = quantize(v.upstream, input == "corrupt" ? decoded : w3, M * E, K);
                 }
-                const std::vector<float> & w = two_bit(v) ? w2 : input == "corrupt" ? decoded : w3;
+                const std::vector<float> & w = blockwise(v) ? blocks.at(v.upstream).second : input == "corrupt" ? decoded : w3;
                 // lossless: the new type and upstream's hold exactly the same values
                 const bool lossless = dequantize(v.type, qv, M * E, K) == w && dequantize(v.upstream, qu, M * E, K) == w;
                 weights_on_backend mine, theirs;

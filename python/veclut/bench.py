@@ -16,6 +16,11 @@ from .errors import VeclutError
 from .paths import configs_dir, profile_build_dir, project_root
 from .synth import ensure_base, ensure_type
 
+# upstream types veclut also runs: end to end each is measured on upstream's kernels ("Q1_0") and
+# on veclut's ("Q1_0+"), from the same file
+ACCELERATED_UPSTREAM = ("TQ2_0", "TQ1_0", "Q2_0", "Q1_0")
+
+
 def suites() -> dict[str, dict]:
     files = sorted((configs_dir() / "bench").glob("*.yaml"))
     return {p.stem: load_yaml(p) for p in files if not p.stem.startswith("_")}
@@ -112,8 +117,8 @@ def run_e2e(profile: str, chosen: dict[str, dict], types: list[str], cfg: dict, 
         for type_name in types:
             model = ensure_type(bin_dir, base, type_name, cfg["token_embedding_type"], cfg["output_type"])
             # upstream types run by upstream's kernels; the same file through veclut is "<type>+"
-            variants = [(type_name, UPSTREAM_KERNELS)] if type_name in ("TQ2_0", "TQ1_0") else [(type_name, {})]
-            if type_name in ("TQ2_0", "TQ1_0"):
+            variants = [(type_name, UPSTREAM_KERNELS)] if type_name in ACCELERATED_UPSTREAM else [(type_name, {})]
+            if type_name in ACCELERATED_UPSTREAM:
                 variants.append((type_name + "+", {}))
             for label, env in variants:
                 rows += llama_bench(bench, model, name, label, env, cfg)

@@ -87,7 +87,7 @@ def cmd_bench(args) -> int:
         g = d["gemm"]
         types = args.type or g["types"]
         bench.check_types(types, ["I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0",
-                                  "Q2_V", "Q2_0+", "Q2_K"])
+                                  "Q2_V", "Q2_0+", "Q2_K", "Q1_0", "Q1_0+"])
         chosen = bench.limit_shapes(bench.pick_suites(args.suite, g["suites"]), args.shape)
         threads["gemm"] = args.threads or g["threads"]
         tokens, reps = args.tokens or g["tokens"], args.reps or g["reps"]
@@ -103,7 +103,7 @@ def cmd_bench(args) -> int:
                                   "and run once per count")
             e["threads"] = args.threads[0]
         types = args.type or e["types"]
-        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0"])
+        bench.check_types(types, ["I2_V", "I1_V", "TQ2_0", "TQ1_0", "Q4_0", "Q2_0", "Q1_0"])
         chosen = bench.pick_suites(args.suite, e["suites"])
         threads["e2e"] = e["threads"]
         profiles = report["breakdown"] = [] if args.breakdown else None

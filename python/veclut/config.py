@@ -8,7 +8,7 @@ import yaml
 from .errors import VeclutError
 from .paths import configs_dir, project_root
 
-# The environment that leaves a veclut build to upstream's kernels: upstream's TQ1_0 / TQ2_0 / Q2_0
+# The environment that leaves a veclut build to upstream's kernels: upstream's TQ1_0 / TQ2_0 / Q2_0 / Q1_0
 # to its own matmuls, attention to its own flash attention (a baseline measured in the same build).
 UPSTREAM_KERNELS = {"VECLUT_NO_UPSTREAM": "1", "VECLUT_ATTENTION": "0"}
 

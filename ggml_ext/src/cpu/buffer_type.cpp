@@ -13,12 +13,17 @@
 #include "ggml-impl.h"
 #include "traits.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <iterator>
 #include <cstring>
 
 namespace veclut {
 
-// VECLUT_NO_UPSTREAM=1 leaves upstream's TQ1_0 / TQ2_0 / Q2_0 to upstream's kernels (for comparisons).
+// Upstream's types veclut accelerates; VECLUT_NO_UPSTREAM=1 leaves them to upstream's kernels
+// (for comparisons).
+static constexpr ggml_type UPSTREAM_TYPES[] = {GGML_TYPE_TQ1_0, GGML_TYPE_TQ2_0, GGML_TYPE_Q2_0, GGML_TYPE_Q1_0};
+
 static bool accelerates(ggml_type type) {
     static const bool upstream_off = [] {
         const char * v = std::getenv("VECLUT_NO_UPSTREAM");
@@ -28,7 +33,7 @@ static bool accelerates(ggml_type type) {
     if (!layout_for_type(type, &kind)) {
         return false;
     }
-    return !(upstream_off && (type == GGML_TYPE_TQ1_0 || type == GGML_TYPE_TQ2_0 || type == GGML_TYPE_Q2_0));
+    return !(upstream_off && std::find(std::begin(UPSTREAM_TYPES), std::end(UPSTREAM_TYPES), type) != std::end(UPSTREAM_TYPES));
 }
 
 static const char * buffer_type_name(ggml_backend_buffer_type_t) {

@@ -1,5 +1,5 @@
-// Kernels for the 2-bit layout (Q2_V and upstream Q2_0 repacked): one set per ISA, chosen with
-// the ternary set of the same ISA. Activations are Q8_0 (one scale per 32), as upstream Q2_0's,
+// Kernels for the 2-bit layout (Q2_V and upstream Q2_0 repacked) and the 1-bit one (upstream
+// Q1_0, where the set has dot1): one set per ISA, chosen with the ternary set of the same ISA. Activations are Q8_0 (one scale per 32), as upstream Q2_0's,
 // so a 64-block has two activation scales; the offset o enters through per-token sums.
 #pragma once
 
@@ -37,7 +37,23 @@ struct q2_kernel_set {
     // acc[r * tile_n + n] += d * (dy0 * sum0 + dy1 * sum1) + d * o * (dy0 * s0 + dy1 * s1)
     void (*lut_accumulate)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                            const int16_t * tables, const float * act, int nt, float * acc);
+
+    // Optional, all three or none: the same on the q1 layout (bits, d per 64; weight =
+    // d * (2 bit - 1)). Where they are nullptr, upstream Q1_0 is repacked as q2 instead
+    // (packed.cpp: layout_for_type). q1 tables: one per code byte g of a 64-block (8 groups of
+    // 256 entries), tables[(g * 256 + byte) * tile_n + n] = sum of token n's activations whose
+    // bit is set in byte (packed.h: byte g = 4h + c holds weights 32h + 8j + 2c + t / 4 in bit
+    // t = 4 (t / 4) + j); act as for q2; acc += 2d * (dy0 * sum0 + dy1 * sum1) - d * (dy0 * s0 + dy1 * s1).
+    void (*dot1)(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+                 int nt, float * out, int64_t out_stride) = nullptr;
+    void (*build_tables1)(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) = nullptr;
+    void (*lut_accumulate1)(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
+                            const int16_t * tables, const float * act, int nt, float * acc) = nullptr;
+    int lut_min_n1 = 0;  // lut_min_n of q1 (its tables take 8 weights per lookup, so it pays sooner)
 };
+
+// Weight (0..31 within its half) of bit t of q1 code byte c of a half (packed.h)
+constexpr int q1_weight(int c, int t) { return 8 * (t % 4) + 2 * c + t / 4; }
 
 const q2_kernel_set & q2_scalar_kernels();
 // SIMD sets: nullptr when this build was not compiled for the ISA.
@@ -120,15 +136,38 @@ inline uint8_t * q2_prepare_all(const block_q8_0 * const * acts, int nt, int64_t
     return base;
 }
 
-// The SIMD dot paths' outer loop: activations prepared once, then per row the tokens in groups
-// of up to 4 (accumulators in registers); row_dot(std::integral_constant<int, TN>, codes, scales,
-// blocks, prep, stride, sums) is the ISA's kernel for one row and TN tokens.
+// q2_prepare_all for a 1-bit dot path whose expanded bits come out permuted: byte k of each
+// 32-weight half holds activation perm[k] of the half, and the pairs (0, S) become S per block.
+inline uint8_t * q1_prepare_all(const block_q8_0 * const * acts, int nt, int64_t blocks, const uint8_t * perm) {
+    uint8_t * base = q2_prepare_all(acts, nt, blocks);
+    const size_t stride = q2_prep_bytes(blocks);
+    for (int n = 0; n < nt; ++n) {
+        uint8_t * p = base + n * stride;
+        for (int64_t h = 0; h < 2 * blocks; ++h) {
+            uint8_t * x = p + (h / 2) * Q2_PREP_BLOCK + 32 * (h % 2);
+            uint8_t natural[32];
+            std::memcpy(natural, x, 32);
+            for (int k = 0; k < 32; ++k) {
+                x[k] = natural[perm[k]];
+            }
+        }
+        float * pairs = (float *) (p + blocks * Q2_PREP_BLOCK);
+        for (int64_t b = 0; b < blocks; ++b) {  // in place: b <= 2b + 1
+            pairs[b] = pairs[2 * b + 1];
+        }
+    }
+    return base;
+}
+
+// The SIMD dot paths' outer loop over activations prepared once (q2_prepare_all or
+// q1_prepare_all): per row the tokens in groups of up to 4 (accumulators in registers);
+// row_dot(std::integral_constant<int, TN>, codes, scales, blocks, prep, stride, sums) is the
+// ISA's kernel for one row and TN tokens.
 template <typename RowDot>
-inline void q2_dot_rows(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
+inline void q2_dot_rows(const packed_weights & w, int64_t row0, int64_t nrows, const uint8_t * prep,
                         int nt, float * out, int64_t out_stride, RowDot row_dot) {
     constexpr int GROUP_TOKENS = 4;
     const size_t stride = q2_prep_bytes(w.blocks);
-    const uint8_t * prep = q2_prepare_all(acts, nt, w.blocks);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
         const float * s = w.row_scales(row0 + r);

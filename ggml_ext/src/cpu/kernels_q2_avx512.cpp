@@ -177,7 +177,8 @@ inline void row_dot(const uint8_t * codes, const float * s, int64_t blocks, cons
 
 void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_0 * const * acts,
          int nt, float * out, int64_t out_stride) {
-    q2_dot_rows(w, row0, nrows, acts, nt, out, out_stride, [](auto tn, auto... args) { row_dot<decltype(tn)::value>(args...); });
+    q2_dot_rows(w, row0, nrows, q2_prepare_all(acts, nt, w.blocks), nt, out, out_stride,
+                [](auto tn, auto... args) { row_dot<decltype(tn)::value>(args...); });
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // it together). jobs.h routes the op into jobs (one weight matrix times the activation rows
 // routed to it); then:
 //   1. every thread quantizes a share of src1's rows to Q8_K (upstream's own activation format;
-//      Q8_0 for the 2-bit layout, as upstream Q2_0) while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
+//      Q8_0 for the 2-bit and 1-bit layouts, as upstream Q2_0 / Q1_0) while thread 0 routes; for MUL_MAT_ID the rows of dot-path jobs are then prepared;
 //   2. vector-LUT jobs (n >= lut_min_n), per token tile and per K-chunk: tables built, then the
 //      rows look them up, streaming the weights once per token tile. By default
 //      (tiles::private_tables) every thread builds its own copy and keeps one range of rows of
@@ -42,7 +42,7 @@ struct work_layout {
     bool    lut_steps;                               // vector LUT over more than one K-chunk
     int64_t dot_chunk, acc_rows;                     // rows per chunk of the dot path; rows of acc
     size_t  table_bytes, scale_bytes;                // of one copy of the tables (see tiles::private_tables)
-    ggml_type act_type;                              // activations: Q8_K, or Q8_0 for the 2-bit layout
+    ggml_type act_type;                              // activations: Q8_K, or Q8_0 for the 2-bit and 1-bit layouts
     size_t  act_row;                                 // bytes of one quantized activation row
     int     act_floats;                              // floats per block and token next to the tables
     size_t  acts, outs, prep, route, jobs, tables, scales, acc, racc, total;  // byte offsets into the work buffer
@@ -54,12 +54,16 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const ggml_tensor * src0 = op->src[0];
     layout kind;
     layout_for_type(src0->type, &kind);
-    const bool q2 = kind == layout::q2;
+    const bool q2 = takes_q8_0(kind);  // the 2-bit kernel interface (kernels_q2.h)
     const int64_t blocks = src0->ne[0] / info_of(kind).block_k;
     const bool moe = op->op == GGML_OP_MUL_MAT_ID;
     work_layout p;
     const q2_kernel_set & k2 = q2_kernels_for(k);
-    p.t    = q2 ? choose_tiles(k2.tile_n, k2.lut_min_n, kind, blocks, table_entries(k, kind)) : choose_tiles(k, kind, blocks);
+    const int lut_min_n2 = kind == layout::q1 ? k2.lut_min_n1 : k2.lut_min_n;
+    // the 2-bit interface's tables (64 or 128 KiB per 64 weights) keep to an eighth of L2: with
+    // half, the row sums streaming between K-steps evicted them (docs/q1_0.md)
+    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, kind, blocks, table_entries(k, kind), 16, 8)
+                : choose_tiles(k, kind, blocks);
     p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
     p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);
     p.act_floats = q2 ? Q2_ACT_FLOATS : 1;
@@ -110,7 +114,7 @@ void store(float * const * outs, const float * acc, int64_t row0, int64_t nrows,
 // What one thread needs to run jobs: views into the work buffer and the op's plan.
 struct runner {
     const kernel_set & k;
-    const q2_kernel_set & k2;  // used instead of k for the 2-bit layout
+    const q2_kernel_set & k2;  // used instead of k for the 2-bit and 1-bit layouts
     const work_layout & p;
     const packed_weights & w;
     const block_q8_K * const * acts;
@@ -130,6 +134,8 @@ struct runner {
             const int64_t at = j.first + t0;
             if (w.kind == layout::q2) {
                 k2.dot(w, j.wrow0 + row0, nr, acts0 + at, nt, acc, tile);
+            } else if (w.kind == layout::q1) {
+                k2.dot1(w, j.wrow0 + row0, nr, acts0 + at, nt, acc, tile);
             } else {
                 k.dot(w, j.wrow0 + row0, nr, acts + at, prep + at * p.prep_stride, p.prep_stride, nt, acc, tile);
             }
@@ -149,6 +155,8 @@ struct runner {
         }
         if (w.kind == layout::q2) {
             k2.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
+        } else if (w.kind == layout::q1) {
+            k2.lut_accumulate1(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
         } else {
             k.lut_accumulate(w, j.wrow0 + row0, nr, b0, kb, step_tables, step_scales, nt, sums);
         }
@@ -161,8 +169,8 @@ struct runner {
         const int64_t entries = table_entries(k, w.kind);
         int16_t * t = tables + i * entries * p.t.tile_n;
         float * s = ascale + i * p.t.tile_n * p.act_floats;
-        if (w.kind == layout::q2) {
-            k2.build_tables(acts0 + j.first + t0, b0 + i, nt, t, s);
+        if (takes_q8_0(w.kind)) {
+            (w.kind == layout::q1 ? k2.build_tables1 : k2.build_tables)(acts0 + j.first + t0, b0 + i, nt, t, s);
         } else {
             k.build_tables(w.kind, acts + j.first + t0, b0 + i, nt, t, s);
         }
@@ -272,7 +280,7 @@ bool matmul_traits::compute_forward(ggml_compute_params * params, ggml_tensor * 
             chunks += jobs[i].n < p.t.lut_min_n ? (rows + rc - 1) / rc : 0;
         }
         for (int64_t q = 0; q < p.rs.positions; ++q) {
-            if (w.kind == layout::q2) {
+            if (takes_q8_0(w.kind)) {
                 acts0[q] = (const block_q8_0 *) (wdata + src_index[q] * p.act_row);
             } else {
                 acts[q] = q8 + src_index[q] * blocks;

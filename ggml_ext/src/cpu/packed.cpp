@@ -1,6 +1,7 @@
 #include "packed.h"
 
 #include "kernels.h"
+#include "kernels_q2.h"
 #include "veclut-types.h"
 
 #include "ggml-impl.h"
@@ -14,6 +15,9 @@ bool layout_for_type(ggml_type type, layout * out) {
         case VECLUT_TYPE_I2_V: case GGML_TYPE_TQ2_0: *out = layout::i2; return true;
         case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = layout::i1; return true;
         case VECLUT_TYPE_Q2_V: case GGML_TYPE_Q2_0:  *out = layout::q2; return true;
+        case GGML_TYPE_Q1_0:  // 1 bit per weight where the kernels read bits (the dot path's bytes halve)
+            *out = q2_kernels_for(active_kernels()).dot1 ? layout::q1 : layout::q2;
+            return true;
         default: return false;
     }
 }
@@ -69,27 +73,91 @@ static void source_trits(ggml_type type, const char * block, int8_t * trits, uin
     }
 }
 
-// Q2_V and Q2_0 blocks: codes as they are, d and d * o (exact in float: fp16 x fp16)
+// The sources of the 2-bit layout, read one 64-weight block at a time: its codes q (0..3, in
+// file order) and the float pair (s0, s1) the kernels apply as weight = s0 * q + s1.
+using q2_reader = void (*)(const char * row, int64_t b, uint8_t * q, float * s);
+
+// Q2_V: codes as they are, s = (d, d * o), exact in float (fp16 x fp16).
+static void read_q2_v(const char * row, int64_t b, uint8_t * q, float * s) {
+    veclut_block_q2_v blk;
+    memcpy(&blk, row + b * sizeof(blk), sizeof(blk));
+    for (int k = 0; k < VECLUT_QK_Q2; ++k) {  // weight k in bits 2(k % 4) of byte k / 4
+        q[k] = (blk.qs[k / 4] >> (2 * (k % 4))) & 3;
+    }
+    s[0] = GGML_FP16_TO_FP32(blk.d);
+    s[1] = s[0] * GGML_FP16_TO_FP32(blk.o);
+}
+
+// Q2_0: Q2_V with o = -1 (levels -d, 0, d, 2d).
+static void read_q2_0(const char * row, int64_t b, uint8_t * q, float * s) {
+    veclut_block_q2_v blk;
+    veclut_q2_v_from_q2_0(row + b * ggml_type_size(GGML_TYPE_Q2_0), &blk);
+    read_q2_v((const char *) &blk, 0, q, s);
+}
+
+// Q1_0 ({ half d; uint8 qs[16] } per 128; weight j is bit j % 8 of qs[j / 8], value +d for a 1
+// and -d for a 0: ggml-quants.c dequantize_row_q1_0), 64-block b = half b % 2 of block b / 2,
+// as q = bit and s = (2d, -d). Lossless: d is an fp16 value read into float exactly, 2d is
+// exact in float (one more exponent, at most 131008, far below FLT_MAX: an fp16 Q2_V scale
+// would overflow for d > 32752, which is why the pair is stored as floats, never as Q2_V's
+// fp16 d and o), -d is exact, and s0 * q + s1 is -d for q = 0 and 2d - d = d for q = 1, both
+// exact in float (Sterbenz). The kernels compute s0 * sum(q a) + s1 * sum(a) = sum(a * w).
+static void read_q1_0(const char * row, int64_t b, uint8_t * q, float * s) {
+    const char * blk = row + (b / 2) * ggml_type_size(GGML_TYPE_Q1_0);
+    uint16_t d16;
+    memcpy(&d16, blk, sizeof(d16));
+    const uint8_t * bits = (const uint8_t *) blk + sizeof(d16) + 8 * (b % 2);
+    for (int k = 0; k < VECLUT_QK_Q2; ++k) {
+        q[k] = (bits[k / 8] >> (k % 8)) & 1;
+    }
+    const float d = GGML_FP16_TO_FP32(d16);
+    s[0] = 2.0f * d;
+    s[1] = -d;
+}
+
+static q2_reader q2_reader_for(ggml_type type) {
+    switch ((int) type) {
+        case VECLUT_TYPE_Q2_V: return read_q2_v;
+        case GGML_TYPE_Q2_0:   return read_q2_0;
+        case GGML_TYPE_Q1_0:   return read_q1_0;
+        default: GGML_ABORT("veclut: type %s is not of the 2-bit layout", ggml_type_name(type));
+    }
+}
+
+// Codes reordered for the kernels (packed.h): weight k of a 64-block in byte 8 (k / 32) + k % 8,
+// bits 2 ((k % 32) / 8).
 static void repack_q2_rows(ggml_tensor * t, const packed_weights & w, const void * data, int64_t row0, int64_t nrows) {
-    const size_t block_size = ggml_type_size(t->type);
+    const q2_reader read = q2_reader_for(t->type);
     for (int64_t r = row0; r < row0 + nrows; ++r) {
         const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
         for (int64_t b = 0; b < w.blocks; ++b) {
-            veclut_block_q2_v blk;
-            if (t->type == GGML_TYPE_Q2_0) {
-                veclut_q2_v_from_q2_0(src + b * block_size, &blk);
-            } else {
-                memcpy(&blk, src + b * block_size, sizeof(blk));
-            }
-            uint8_t * out = const_cast<uint8_t *>(w.codes) + (r * w.blocks + b) * sizeof(blk.qs);
-            memset(out, 0, sizeof(blk.qs));
-            for (int k = 0; k < VECLUT_QK_Q2; ++k) {  // file order: weight k in bits 2(k % 4) of byte k / 4
-                const int q = (blk.qs[k / 4] >> (2 * (k % 4))) & 3;
-                out[8 * (k / 32) + k % 8] |= (uint8_t) (q << (2 * ((k % 32) / 8)));
-            }
+            uint8_t q[VECLUT_QK_Q2];
             float * s = const_cast<float *>(w.scales) + (r * w.blocks + b) * 2;
-            s[0] = GGML_FP16_TO_FP32(blk.d);
-            s[1] = s[0] * GGML_FP16_TO_FP32(blk.o);
+            read(src, b, q, s);
+            uint8_t * out = const_cast<uint8_t *>(w.codes) + (r * w.blocks + b) * info_of(layout::q2).code_bytes;
+            memset(out, 0, info_of(layout::q2).code_bytes);
+            for (int k = 0; k < VECLUT_QK_Q2; ++k) {
+                out[8 * (k / 32) + k % 8] |= (uint8_t) (q[k] << (2 * ((k % 32) / 8)));
+            }
+        }
+    }
+}
+
+// Q1_0 as q1: the bits of read_q1_0's codes, word h bit 4i + j = weight 32h + 8j + i, and d.
+static void repack_q1_rows(ggml_tensor * t, const packed_weights & w, const void * data, int64_t row0, int64_t nrows) {
+    for (int64_t r = row0; r < row0 + nrows; ++r) {
+        const char * src = (const char *) data + (r - row0) * ggml_row_size(t->type, t->ne[0]);
+        for (int64_t b = 0; b < w.blocks; ++b) {
+            uint8_t q[VECLUT_QK_Q2];
+            float s[2];
+            read_q1_0(src, b, q, s);
+            uint32_t words[2] = {0, 0};
+            for (int k = 0; k < VECLUT_QK_Q2; ++k) {
+                const int h = k / 32, i = k % 8, j = (k % 32) / 8;
+                words[h] |= (uint32_t) q[k] << (4 * i + j);
+            }
+            memcpy(const_cast<uint8_t *>(w.row_codes(r)) + b * sizeof(words), words, sizeof(words));
+            const_cast<float *>(w.row_scales(r))[b] = -s[1];
         }
     }
 }
@@ -98,6 +166,10 @@ void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows
     const packed_weights w = packed_view(t);
     if (w.kind == layout::q2) {
         repack_q2_rows(t, w, data, row0, nrows);
+        return;
+    }
+    if (w.kind == layout::q1) {
+        repack_q1_rows(t, w, data, row0, nrows);
         return;
     }
     const layout_info li = info_of(w.kind);

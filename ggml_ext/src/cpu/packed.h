@@ -7,7 +7,11 @@
 // and a shift by 2j of a half's 8 bytes gives 8 consecutive weights: byte 8h + i holds weight
 // 32h + 8j + i in bits 2j (j = 0..3). A group's table is built from activations 8 apart.
 // Upstream TQ2_0 / TQ1_0 / Q2_0 are re-encoded into the I2_V / I1_V / Q2_V codes, so one kernel
-// serves both.
+// serves both. Upstream Q1_0 (1 bit per weight, 128 per block) becomes q1 where the kernel set
+// has 1-bit kernels (q2_kernel_set::dot1): per 64-block 8 bytes of bits, as two 32-bit words,
+// word h bit 4i + j = weight 32h + 8j + i (a byte holds 8 weights of one half: the index of a
+// 256-entry table), and the float scale d; elsewhere it becomes two Q2_V blocks of codes 0 and 1,
+// scales (2d, -d).
 #pragma once
 
 #include "ggml.h"
@@ -17,23 +21,27 @@
 
 namespace veclut {
 
-// 4-trit groups only, 5-trit groups then 4-trit groups, or groups of four 2-bit codes
-enum class layout { i2, i1, q2 };
+// 4-trit groups only, 5-trit groups then 4-trit groups, groups of four 2-bit codes, or bits
+enum class layout { i2, i1, q2, q1 };
 
 struct layout_info {
     int code_bytes;    // bytes of codes per block
     int groups5;       // groups of 5 trits (243-entry tables) at the start of the block
-    int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, 256-entry tables) after them
+    int groups4;       // groups of 4 trits (81-entry tables; q2: 4 codes, q1: 8 bits, 256-entry tables) after them
     int table_entries; // entries of all tables of one block
-    int block_k;       // weights per block (256; q2: 64, as Q2_0)
-    int scale_floats;  // floats per block in the scales (q2: d and d * o)
+    int block_k;       // weights per block (256; q2: 64, as Q2_0, half a Q1_0 block)
+    int scale_floats;  // floats per block in the scales (q2: d and d * o; q1: d)
 };
 
 constexpr layout_info info_of(layout l) {
     return l == layout::i2 ? layout_info{64, 0, 64, 64 * 81, 256, 1}
          : l == layout::i1 ? layout_info{52, 48, 4, 48 * 243 + 4 * 81, 256, 1}
-                           : layout_info{16, 0, 16, 16 * 256, 64, 2};
+         : l == layout::q2 ? layout_info{16, 0, 16, 16 * 256, 64, 2}
+                           : layout_info{8, 0, 8, 8 * 256, 64, 1};
 }
+
+// The layouts whose kernels take Q8_0 activations (kernels_q2.h)
+constexpr bool takes_q8_0(layout l) { return l == layout::q2 || l == layout::q1; }
 
 // Which layout a ggml type is repacked into, or false if veclut does not accelerate it.
 bool layout_for_type(ggml_type type, layout * out);

@@ -41,14 +41,15 @@ tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
     return choose_tiles(k.tile_n, k.lut_min_n, kind, blocks, table_entries(k, kind), k.lut_rows);
 }
 
-tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t entries, int64_t lut_rows) {
+tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t entries, int64_t lut_rows,
+                   int l2_share) {
     tiles t;
     t.tile_n    = tile_n;
     const overrides & o = settings();
     t.lut_min_n = (int) (o.lut_min_n > 0 ? o.lut_min_n : lut_min_n);
-    // tables of kb blocks take about half of L2, so the weights streaming past do not evict them
+    // tables of kb blocks take about 1 / l2_share of L2, so the weights streaming past do not evict them
     const long per_block = (long) entries * tile_n * (long) sizeof(int16_t);
-    const long fit = std::max(1L, o.l2 / 2 / per_block);
+    const long fit = std::max(1L, o.l2 / l2_share / per_block);
     t.kb        = std::min<int64_t>(blocks, o.tile_kb > 0 ? o.tile_kb : fit);
     t.row_chunk = o.row_chunk > 0 ? o.row_chunk : lut_rows;
     t.row_chunk_set = o.row_chunk > 0;
