@@ -18,6 +18,8 @@ SEEN = {
     "libggml-cpu.so.0.25.3|[.] ggml_vec_dot_q6_K_q8_K": "output head and other quantized matmuls",
     "libggml-cpu.so.0.25.3|[.] ggml_compute_forward_flash_attn_ext": "attention",
     "libggml-cpu.so.0.25.3|[.] veclut::attention_traits::compute_forward": "attention",
+    "libggml-cpu.so.0.25.3|[.] veclut::attend_row": "attention",
+    "libggml-cpu.so.0.25.3|[.] veclut::attend_tile": "attention",
     "libggml-cpu.so.0.25.3|[.] ggml_compute_forward_rms_norm": "norms and element-wise ops",
     "libggml-cpu.so.0.25.3|[.] ggml_barrier": "threads waiting (OpenMP spin, barriers)",
     "libgomp.so.1.0.0|[.] 0x000000000001f7da": "threads waiting (OpenMP spin, barriers)",

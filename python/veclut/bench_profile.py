@@ -19,7 +19,7 @@ OPERATIONS = [
     ("model loading", r"repack_rows|_to_trits|_from_trits|llama_model_loader|load_all_data|vocab::impl::load|"
                       r"quantize_(i2|i1|q2)_v|ggml_backend_tensor_set|\[k\] (clear_page|copy_page|filemap)"),
     ("activation quantization", r"quantize_row_q8|quantize_q8|from_float"),
-    ("attention", r"veclut::attention|flash_attn|Flash|soft_max|softmax|rope|vec_dot_f16|vec_mad_f16|fa4|"
+    ("attention", r"veclut::(attention|attend)|flash_attn|Flash|soft_max|softmax|rope|vec_dot_f16|vec_mad_f16|fa4|"
                   r"HelperF16|kq_|mul_mat_f16|ggml_compute_forward_(get_rel|cpy_f32_f16)"),  # before veclut::
     ("ternary matmul", r"veclut::|mul_mat_iq[12]_bn|iq[12]bn|iq[12]_bn|vec_dot_tq[12]_0|vec_dot_i[12]_v"),
     ("output head and other quantized matmuls", r"q6_K|Q6K|q4_K|Q4K|q8_0|Q8_0|mul_mat_qY|mul_mat_qX|iqk_mul_mat|"
