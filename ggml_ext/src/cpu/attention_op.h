@@ -41,6 +41,10 @@ struct attention_op {
     }
 };
 
+// The end of one (query row iq1 of sequence iq3, head h): the sink's share of the softmax, if
+// any, then acc / S into the op's output row (attention_rows.cpp).
+void finish_row(const attention_op & a, float * acc, float M, float S, int64_t iq3, int64_t iq1, int64_t h);
+
 // Query heads [h0, h1) of query row iq1 in sequence iq3 (attention_rows.cpp).
 void attend_row(const attention_op & a, int64_t iq3, int64_t iq1, int64_t h0, int64_t h1);
 

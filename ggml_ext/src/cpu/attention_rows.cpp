@@ -152,29 +152,30 @@ void attend_rows(const attention_op & a, scratch & w, int64_t iq3, int64_t iq1, 
     }
 
     for (int64_t h = 0; h < nq; ++h) {
-        const int64_t iq2 = h0 + h;
-        float * acc = w.acc.data() + h * a.DV;
-        float M = w.M[h], S = w.S[h];
-        if (a.sinks) {  // one more score with no value row: it only takes a share of the softmax
-            const float sink = ((const float *) a.sinks->data)[iq2];
-            if (sink > M) {
-                const float shrink = std::exp(M - sink);
-                scale_row(acc, a.DV, shrink);
-                S = S * shrink + 1.0f;
-            } else {
-                S += std::exp(sink - M);
-            }
-        }
-        const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-        const ggml_tensor * dst = a.dst;
-        float * out = (float *) ((char *) dst->data + (iq3 * dst->ne[2] * dst->ne[1] + iq2 + iq1 * dst->ne[1]) * dst->nb[1]);
-        for (int64_t d = 0; d < a.DV; ++d) {
-            out[d] = acc[d] * inv;
-        }
+        finish_row(a, w.acc.data() + h * a.DV, w.M[h], w.S[h], iq3, iq1, h0 + h);
     }
 }
 
 }  // namespace
+
+void finish_row(const attention_op & a, float * acc, float M, float S, int64_t iq3, int64_t iq1, int64_t h) {
+    if (a.sinks) {  // one more score with no value row: it only takes a share of the softmax
+        const float sink = ((const float *) a.sinks->data)[h];
+        if (sink > M) {
+            const float shrink = std::exp(M - sink);
+            scale_row(acc, a.DV, shrink);
+            S = S * shrink + 1.0f;
+        } else {
+            S += std::exp(sink - M);
+        }
+    }
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+    const ggml_tensor * dst = a.dst;
+    float * out = (float *) ((char *) dst->data + (iq3 * dst->ne[2] * dst->ne[1] + h + iq1 * dst->ne[1]) * dst->nb[1]);
+    for (int64_t d = 0; d < a.DV; ++d) {
+        out[d] = acc[d] * inv;
+    }
+}
 
 void attend_row(const attention_op & a, int64_t iq3, int64_t iq1, int64_t h0, int64_t h1) {
     thread_local scratch w;

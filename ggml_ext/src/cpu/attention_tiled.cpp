@@ -232,26 +232,10 @@ void attend_tile(const attention_op & a, int64_t iq3, int64_t r0, int64_t r1) {
         }
     }
 
-    const ggml_tensor * dst = a.dst;
     for (int64_t h = 0; h < a.heads; ++h) {
         for (int r = 0; r < rows; ++r) {
-            float * acc = w.out.data() + (h * TILE_ROWS + r) * a.DV;
-            float M = w.M[h].part[r / 8][r % 8], S = w.S[h].part[r / 8][r % 8];
-            if (a.sinks) {  // one more score with no value row: it only takes a share of the softmax
-                const float sink = ((const float *) a.sinks->data)[h];
-                if (sink > M) {
-                    const float shrink = std::exp(M - sink);
-                    scale_row(acc, a.DV, shrink);
-                    S = S * shrink + 1.0f;
-                } else {
-                    S += std::exp(sink - M);
-                }
-            }
-            const float inv = S == 0.0f ? 0.0f : 1.0f / S;
-            float * o = (float *) ((char *) dst->data + (iq3 * dst->ne[2] * dst->ne[1] + h + (r0 + r) * dst->ne[1]) * dst->nb[1]);
-            for (int64_t d = 0; d < a.DV; ++d) {
-                o[d] = acc[d] * inv;
-            }
+            finish_row(a, w.out.data() + (h * TILE_ROWS + r) * a.DV, w.M[h].part[r / 8][r % 8], w.S[h].part[r / 8][r % 8],
+                       iq3, r0 + r, h);
         }
     }
 }

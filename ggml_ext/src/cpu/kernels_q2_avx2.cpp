@@ -96,6 +96,19 @@ inline void half_sum(const int16_t * t, uint64_t q, __m256i & s0, __m256i & s1) 
 inline __m256 lo_ps(__m256i s) { return _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(s))); }
 inline __m256 hi_ps(__m256i s) { return _mm256_cvtepi32_ps(_mm256_cvtepi16_epi32(_mm256_extracti128_si256(s, 1))); }
 
+// A 64-block's int16 half sums h0, h1 (16 tokens) added to the float sums f0, f1 for weights
+// d * code + m: d * (each half's activation scale * its sum) + m * (the scaled activation sum),
+// A being the floats beside the block's tables
+static inline void flush_block(__m256i h0, __m256i h1, const float * A, float d, float m, __m256 & f0, __m256 & f1) {
+    const __m256 dv = _mm256_set1_ps(d), mv = _mm256_set1_ps(m);
+    f0 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(A + 2 * TILE), f0);
+    f1 = _mm256_fmadd_ps(mv, _mm256_loadu_ps(A + 2 * TILE + 8), f1);
+    f0 = _mm256_fmadd_ps(lo_ps(h0), _mm256_mul_ps(dv, _mm256_loadu_ps(A)), f0);
+    f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(dv, _mm256_loadu_ps(A + 8)), f1);
+    f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(dv, _mm256_loadu_ps(A + TILE)), f0);
+    f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(dv, _mm256_loadu_ps(A + TILE + 8)), f1);
+}
+
 void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64_t b0, int64_t kb,
                     const int16_t * tables, const float * act, int, float * acc) {
     for (int64_t r = 0; r < nrows; ++r) {
@@ -113,14 +126,7 @@ void lut_accumulate(const packed_weights & w, int64_t row0, int64_t nrows, int64
             half_sum(t + 8 * GROUP, q[1], c0, c1);
             keep_apart(a0, a1, c0, c1);
             const __m256i h0 = _mm256_add_epi16(a0, a1), h1 = _mm256_add_epi16(c0, c1);
-            const float * A = act + b * Q2_ACT_FLOATS * TILE;
-            const __m256 d = _mm256_set1_ps(s[0]), m = _mm256_set1_ps(s[1]);
-            f0 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE), f0);
-            f1 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE + 8), f1);
-            f0 = _mm256_fmadd_ps(lo_ps(h0), _mm256_mul_ps(d, _mm256_loadu_ps(A)), f0);
-            f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(d, _mm256_loadu_ps(A + 8)), f1);
-            f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE)), f0);
-            f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(d, _mm256_loadu_ps(A + TILE + 8)), f1);
+            flush_block(h0, h1, act + b * Q2_ACT_FLOATS * TILE, s[0], s[1], f0, f1);
         }
         _mm256_storeu_ps(out, f0);
         _mm256_storeu_ps(out + 8, f1);
@@ -147,14 +153,7 @@ void lut_accumulate1(const packed_weights & w, int64_t row0, int64_t nrows, int6
             c1 = _mm256_add_epi16(c1, entry8<7>(t, q));
             keep_apart(a0, a1, c0, c1);
             const __m256i h0 = _mm256_add_epi16(a0, a1), h1 = _mm256_add_epi16(c0, c1);
-            const float * A = act + b * Q2_ACT_FLOATS * TILE;
-            const __m256 d2 = _mm256_set1_ps(2.0f * d[b]), m = _mm256_set1_ps(-d[b]);
-            f0 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE), f0);
-            f1 = _mm256_fmadd_ps(m, _mm256_loadu_ps(A + 2 * TILE + 8), f1);
-            f0 = _mm256_fmadd_ps(lo_ps(h0), _mm256_mul_ps(d2, _mm256_loadu_ps(A)), f0);
-            f1 = _mm256_fmadd_ps(hi_ps(h0), _mm256_mul_ps(d2, _mm256_loadu_ps(A + 8)), f1);
-            f0 = _mm256_fmadd_ps(lo_ps(h1), _mm256_mul_ps(d2, _mm256_loadu_ps(A + TILE)), f0);
-            f1 = _mm256_fmadd_ps(hi_ps(h1), _mm256_mul_ps(d2, _mm256_loadu_ps(A + TILE + 8)), f1);
+            flush_block(h0, h1, act + b * Q2_ACT_FLOATS * TILE, 2.0f * d[b], -d[b], f0, f1);
         }
         _mm256_storeu_ps(out, f0);
         _mm256_storeu_ps(out + 8, f1);

@@ -82,18 +82,29 @@ static void q1_scalar_dot(const packed_weights & w, int64_t row0, int64_t nrows,
     }
 }
 
+// Token n's floats beside a 64-block's tables: the scales of its two Q8_0 halves and the sum of
+// its activations times their scale (for the weights' offset).
+static void block_act_scales(const block_q8_0 * act_row, int64_t b, int n, float * act) {
+    float dys[2];
+    int32_t sums[2] = {0, 0};
+    for (int h = 0; h < 2; ++h) {
+        const block_q8_0 & a = act_row[2 * b + h];
+        dys[h] = GGML_FP16_TO_FP32(a.d);
+        for (int j = 0; j < 32; ++j) {
+            sums[h] += a.qs[j];
+        }
+    }
+    act[n] = dys[0];
+    act[TILE + n] = dys[1];
+    act[2 * TILE + n] = dys[0] * (float) sums[0] + dys[1] * (float) sums[1];
+}
+
 // entry(code) built code digit by code digit: entries c + v * 4^j extend entry c by v * a_j
 static void q2_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     for (int n = 0; n < nt; ++n) {
-        float dys[2];
-        int32_t sums[2];
+        block_act_scales(acts[n], b, n, act);
         for (int h = 0; h < 2; ++h) {
             const block_q8_0 & a = acts[n][2 * b + h];
-            dys[h] = GGML_FP16_TO_FP32(a.d);
-            sums[h] = 0;
-            for (int j = 0; j < 32; ++j) {
-                sums[h] += a.qs[j];
-            }
             for (int g = 0; g < 8; ++g) {  // group g of the half: weights g + 8j (packed order)
                 const int8_t * x = a.qs + g;
                 int16_t * t = tables + (8 * h + g) * 256 * TILE + n;
@@ -107,24 +118,15 @@ static void q2_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, i
                 }
             }
         }
-        act[n] = dys[0];
-        act[TILE + n] = dys[1];
-        act[2 * TILE + n] = dys[0] * (float) sums[0] + dys[1] * (float) sums[1];
     }
 }
 
 // q1 tables: entry(byte) built bit by bit: entries e + 2^t extend entry e by the activation of bit t
 static void q1_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, int nt, int16_t * tables, float * act) {
     for (int n = 0; n < nt; ++n) {
-        float dys[2];
-        int32_t sums[2];
+        block_act_scales(acts[n], b, n, act);
         for (int h = 0; h < 2; ++h) {
             const block_q8_0 & a = acts[n][2 * b + h];
-            dys[h] = GGML_FP16_TO_FP32(a.d);
-            sums[h] = 0;
-            for (int j = 0; j < 32; ++j) {
-                sums[h] += a.qs[j];
-            }
             for (int c = 0; c < 4; ++c) {
                 int16_t * t = tables + (4 * h + c) * 256 * TILE + n;
                 t[0] = 0;
@@ -135,9 +137,6 @@ static void q1_scalar_build_tables(const block_q8_0 * const * acts, int64_t b, i
                 }
             }
         }
-        act[n] = dys[0];
-        act[TILE + n] = dys[1];
-        act[2 * TILE + n] = dys[0] * (float) sums[0] + dys[1] * (float) sums[1];
     }
 }
 
