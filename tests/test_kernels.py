@@ -19,6 +19,8 @@ def _check(builds, profile_name, level):
     assert {"I2_V", "I1_V", "TQ2_0+", "TQ1_0+", "I2_V/generic", "I1_V/generic",
             "Q2_V", "Q2_0+", "Q2_V/generic", "Q1_0+"} <= {r["variant"] for r in rows}
     assert "scalar" in {r["kernels"] for r in rows}
+    # I1_V / TQ1_0 in both of their layouts, whichever one each kernel set chooses by default
+    assert {"VECLUT_I1_COMPACT=1", "VECLUT_I1_COMPACT=0"} <= {r.get("env") for r in rows if r["variant"] == "I1_V"}
 
 
 def test_quick_matrix(builds, profile_name):
@@ -50,4 +52,6 @@ def test_matrix_config_parses():
     shapes = {s for r in full for s in r.shapes}
     assert {"2560x2560", "14336x4096", "4096x14336", "2048x8192"} <= shapes
     tokens = {n for r in full for n in r.tokens}
+    assert all({("VECLUT_I1_COMPACT", "1"), ("VECLUT_I1_COMPACT", "0")} <= {e for r in load_matrix(level) for e in r.env}
+               for level in ("quick", "emulated", "full"))
     assert {1, 2, 7, 8, 31, 32, 33, 64, 255, 256, 257, 512} <= tokens

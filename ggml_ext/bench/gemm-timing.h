@@ -244,15 +244,13 @@ inline double read_bandwidth(int nt, int reps) {
     return gbs[gbs.size() / 2];
 }
 
-// Random ternary weights with one fp16-exact scale per 256-block (every ternary type holds them).
+// Random ternary weights with one fp16-exact scale for the matrix, as a BitNet b1.58 tensor has
+// (absmean quantization) and the end-to-end models (synth.py) have; every ternary type holds them.
 inline std::vector<float> ternary_weights(int64_t M, int64_t K, std::mt19937 & rng) {
     std::vector<float> w(M * K);
     std::uniform_int_distribution<int> trit(-1, 1);
-    std::uniform_real_distribution<float> scale(0.005f, 0.05f);
-    for (int64_t i = 0; i < M * K; i += 256) {
-        const float d = ggml_fp16_to_fp32(ggml_fp32_to_fp16(scale(rng)));
-        for (int j = 0; j < 256; ++j) w[i + j] = (float) trit(rng) * d;
-    }
+    const float d = ggml_fp16_to_fp32(ggml_fp32_to_fp16(1.0f / std::sqrt((float) K)));
+    for (int64_t i = 0; i < M * K; ++i) w[i] = (float) trit(rng) * d;
     return w;
 }
 

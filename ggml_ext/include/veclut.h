@@ -21,6 +21,9 @@ const char * veclut_kernel_sets_compiled(void);
 const char * veclut_kernel_choice(void);
 // The CPU features veclut checks, as this CPU reports them at run time ("avx2 fma f16c").
 const char * veclut_cpu_features(void);
+// How I1_V / TQ1_0 weights are held once loaded, and why: "i1 (5 trits per byte, ...)" or
+// "i2 (4 trits per byte, ...)" (the kernel set's choice, or VECLUT_I1_COMPACT).
+const char * veclut_i1_layout(void);
 
 // k floats (a multiple of 256) to Q8_K blocks as the active kernel set quantizes activations:
 // byte for byte ggml's quantize_row_q8_K for finite inputs (tests/test_q8_k.py).

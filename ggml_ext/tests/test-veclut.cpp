@@ -178,14 +178,17 @@ void corrupt_codes(ggml_type type, std::vector<uint8_t> & q, int64_t rows, int64
     for (int v = 81; v <= 255 && v - 81 < (int) slot4.size(); ++v) q[slot4[v - 81]] = (uint8_t) v;
 }
 
-// Ternary weights (as trits and one fp16-exact scale per 256-block) for an input kind.
+// Ternary weights (as trits and one fp16-exact scale per 256-block) for an input kind. Every
+// third row has one scale for all its blocks, as BitNet's one scale per tensor (the kernels read
+// such rows' scale from the row, the others' per block).
 void make_weights(const std::string & input, int64_t M, int64_t K, std::mt19937 & rng, std::vector<float> & w) {
     w.resize(M * K);
     std::uniform_int_distribution<int> trit(-1, 1);
     std::uniform_real_distribution<float> scale(0.005f, 0.05f);
     for (int64_t r = 0; r < M; ++r) {
+        const float row_d = ggml_fp16_to_fp32(ggml_fp32_to_fp16(scale(rng)));
         for (int64_t b = 0; b < K / 256; ++b) {
-            const float d = ggml_fp16_to_fp32(ggml_fp32_to_fp16(scale(rng)));
+            const float d = r % 3 == 0 ? row_d : ggml_fp16_to_fp32(ggml_fp32_to_fp16(scale(rng)));
             for (int64_t j = 0; j < 256; ++j) {
                 // worst case: every weight of a row +1 or every weight -1 (no zeros)
                 const int t = input == "worst" ? (r % 2 ? -1 : 1) : trit(rng);

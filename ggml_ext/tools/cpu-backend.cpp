@@ -41,6 +41,7 @@ backend load(const char * program) {
     b.kernel_sets_compiled = entry<text_fn>(b.reg, "veclut_kernel_sets_compiled", program);
     b.kernel_choice = entry<text_fn>(b.reg, "veclut_kernel_choice", program);
     b.cpu_features = entry<text_fn>(b.reg, "veclut_cpu_features", program);
+    b.i1_layout = entry<text_fn>(b.reg, "veclut_i1_layout", program);
     b.cpu_variant = entry<text_fn>(b.reg, "veclut_cpu_variant", program);
     b.set_attention = entry<int (*)(int)>(b.reg, "veclut_set_attention", program);
     b.attention_runs = entry<long (*)(void)>(b.reg, "veclut_attention_runs", program);

@@ -19,6 +19,7 @@ struct backend {
     const char * (*kernel_sets_compiled)(void);
     const char * (*kernel_choice)(void);
     const char * (*cpu_features)(void);
+    const char * (*i1_layout)(void);
     const char * (*cpu_variant)(void);
     int (*set_attention)(int on);  // veclut's attention kernel on (1) or upstream's (0); returns the old
     long (*attention_runs)(void);

@@ -74,6 +74,7 @@ int main() {
     printf("kernel_sets: %s\n", cpu.kernel_sets());
     printf("active_kernel_set: %s\n", cpu.active_kernel_set());
     printf("kernel_choice: %s\n", cpu.kernel_choice());
+    printf("i1_layout: %s\n", cpu.i1_layout());
     for (const auto & f : BUILD_FEATURES) {
         printf("build_feature_%s: %d\n", f.key, has(features, f.ggml) ? 1 : 0);
     }

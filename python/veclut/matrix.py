@@ -13,7 +13,8 @@ from .paths import configs_dir
 ENTRY_KEYS = ("shapes", "tokens", "threads", "inputs", "variants", "paths")
 # optional: `experts: [E/U, ...]` turns every case of the entry into a MUL_MAT_ID (E experts, U per
 # token), run once with a broadcast activation row and once with a row per slot; `src1: [3d,
-# permuted]` gives MUL_MAT its tokens as a 3-D batch, contiguous or as a permuted view
+# permuted]` gives MUL_MAT its tokens as a 3-D batch, contiguous or as a permuted view; `env:
+# {NAME: value}` runs the entry with those library settings (e.g. VECLUT_I1_COMPACT)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Run:
     path: str
     experts: str = ""  # "E/U": MUL_MAT_ID; empty: MUL_MAT
     src1: str = "flat"  # layout of MUL_MAT's activations: flat, 3d or permuted
+    env: tuple = ()  # (name, value) pairs set for test-veclut
 
     def args(self) -> list[str]:
         join = lambda items: ",".join(str(i) for i in items)  # noqa: E731
@@ -55,7 +57,8 @@ def load_matrix(level: str, path: Path | None = None) -> list[Run]:
             for experts in entry.get("experts", [""]):
                 for src1 in entry.get("src1", ["flat"]):
                     runs.append(Run(*(tuple(entry[k]) for k in ENTRY_KEYS[:-1]), path=path_name,
-                                    experts=str(experts), src1=src1))
+                                    experts=str(experts), src1=src1,
+                                    env=tuple((str(k), str(v)) for k, v in entry.get("env", {}).items())))
     return runs
 
 
@@ -85,12 +88,13 @@ def _run_kernel_set(profile: BuildProfile, bin_dir: Path, runs: list[Run], kerne
     shown_env = " ".join(f"{k}={v}" for k, v in {**profile.run_env, "VECLUT_KERNELS": kernels}.items())
     for run in runs:
         cmd = [*profile.runner, str(bin_dir / "test-veclut"), *run.args()]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env={**env, **dict(run.env)})
         got = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
         if result.returncode not in (0, 1) or len(got) != run.cases:
+            run_env = "".join(f" {k}={v}" for k, v in run.env)
             raise VeclutError(f"test-veclut ({kernels} kernels) stopped after {len(got)} of {run.cases} cases "
-                              f"(exit {result.returncode}: {stop_reason(result.stderr)}); rerun it by hand: {shown_env} {' '.join(cmd)}")
-        rows.extend(got)
+                              f"(exit {result.returncode}: {stop_reason(result.stderr)}); rerun it by hand: {shown_env}{run_env} {' '.join(cmd)}")
+        rows.extend({**row, "env": " ".join(f"{k}={v}" for k, v in run.env)} if run.env else row for row in got)
     return rows
 
 
@@ -106,7 +110,8 @@ def summarize(rows: list[dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     for row in rows:
         op = "/MUL_MAT_ID" if row.get("experts") else ""
-        s = out.setdefault(f"{row.get('kernels', '?')}/{row['variant']}{op}", {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
+        env = f" [{row['env']}]" if row.get("env") else ""
+        s = out.setdefault(f"{row.get('kernels', '?')}/{row['variant']}{op}{env}", {"cases": 0, "failed": 0, "worst_nmse_ref": 0.0, "worst_nmse_upstream": 0.0})
         s["cases"] += 1
         s["failed"] += 0 if row["pass"] else 1
         s["worst_nmse_ref"] = max(s["worst_nmse_ref"], row["nmse_ref"])

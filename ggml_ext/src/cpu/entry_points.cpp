@@ -27,6 +27,7 @@ const entry_point ENTRY_POINTS[] = {
     {"veclut_kernel_sets_compiled", (void *) veclut_kernel_sets_compiled},
     {"veclut_kernel_choice", (void *) veclut_kernel_choice},
     {"veclut_cpu_features", (void *) veclut_cpu_features},
+    {"veclut_i1_layout", (void *) veclut_i1_layout},
     {"veclut_cpu_variant", (void *) veclut_cpu_variant},
     {"veclut_quantize_row_q8_K", (void *) veclut_quantize_row_q8_K},
     {"veclut_set_attention", (void *) veclut_set_attention},

@@ -55,6 +55,11 @@ struct kernel_set {
     // Activations to Q8_K, byte for byte what ggml's quantize_row_q8_K writes (nullptr: ggml's,
     // which on x86 is the scalar reference).
     void (*quantize_q8_K)(const float * x, void * y, int64_t k) = nullptr;
+
+    // The layout I1_V / TQ1_0 weights are repacked into: i1 (5 trits per byte, 1.625 bits per
+    // weight), or i2 (4 trits per byte, 2 bits) where this set's 4-trit kernels are faster than
+    // its 5-trit ones at every N; VECLUT_I1_COMPACT=1 keeps i1 (i1_layout() in packed.h).
+    layout i1_layout = layout::i1;
 };
 
 // Table entries of one block as kernel set k lays them out (i2: 64 groups of i2_group_entries).

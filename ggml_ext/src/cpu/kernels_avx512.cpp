@@ -153,7 +153,7 @@ void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int
     constexpr layout_info li = info_of(KIND);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
-        const float * scales = w.row_scales(row0 + r) + b0;
+        const scale_run scales = w.block_scales(row0 + r) + b0;
         float * out = acc + r * TILE;
         x86::prefetch_step_codes(w, row0 + r, b0, kb, li.code_bytes);
         __m512 f0 = _mm512_loadu_ps(out), f1 = _mm512_loadu_ps(out + 16);
@@ -216,7 +216,7 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
     const __mmask64 load_mask = KIND == layout::i2 ? ~(__mmask64) 0 : (((__mmask64) 1 << li.code_bytes) - 1);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
-        const float * scales = w.row_scales(row0 + r);
+        const scale_run scales = w.block_scales(row0 + r);
         __m512 f[NT];
         for (int n = 0; n < NT; ++n) f[n] = _mm512_setzero_ps();
         for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {

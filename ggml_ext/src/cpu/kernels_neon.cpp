@@ -304,7 +304,7 @@ void lut_accumulate_t(const packed_weights & w, int64_t row0, int64_t nrows, int
     constexpr layout_info li = info_of(KIND);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
-        const float * scales = w.row_scales(row0 + r) + b0;
+        const scale_run scales = w.block_scales(row0 + r) + b0;
         float * out = acc + r * TILE;
         if (row0 + r + PREFETCH_ROWS < w.rows) {
             const char * ahead = (const char *) w.row_codes(row0 + r + PREFETCH_ROWS) + b0 * li.code_bytes;
@@ -483,7 +483,7 @@ void dot_t(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8
     const int8x16_t mod3 = vld1q_s8(TRITS.mod3), div3 = vld1q_s8(TRITS.div3);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
-        const float * scales = w.row_scales(row0 + r);
+        const scale_run scales = w.block_scales(row0 + r);
         float32x4_t f[NT];
         for (int n = 0; n < NT; ++n) f[n] = vdupq_n_f32(0.0f);
         for (int64_t b = 0; b < w.blocks; ++b, codes += li.code_bytes) {

@@ -58,7 +58,7 @@ static void scalar_dot(const packed_weights & w, int64_t row0, int64_t nrows,
     const int cb = info_of(w.kind).code_bytes;
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r);
-        const float * scales = w.row_scales(row0 + r);
+        const scale_run scales = w.block_scales(row0 + r);
         for (int n = 0; n < nt; ++n) {
             float sum = 0.0f;
             for (int64_t b = 0; b < w.blocks; ++b) {
@@ -110,7 +110,7 @@ static void scalar_lut_accumulate(const packed_weights & w, int64_t row0, int64_
     const layout_info li = info_of(w.kind);
     for (int64_t r = 0; r < nrows; ++r) {
         const uint8_t * codes = w.row_codes(row0 + r) + b0 * li.code_bytes;
-        const float * scales = w.row_scales(row0 + r) + b0;
+        const scale_run scales = w.block_scales(row0 + r) + b0;
         float * out = acc + r * SCALAR_TILE;
         for (int64_t b = 0; b < kb; ++b, codes += li.code_bytes) {
             const int16_t * t = tables + b * li.table_entries * SCALAR_TILE;

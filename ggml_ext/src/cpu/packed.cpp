@@ -3,17 +3,32 @@
 #include "kernels.h"
 #include "kernels_q2.h"
 #include "veclut-types.h"
+#include "veclut.h"
 
 #include "ggml-impl.h"
 
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 
 namespace veclut {
+
+layout i1_layout() {
+    static const layout chosen = [] {
+        const char * v = std::getenv("VECLUT_I1_COMPACT");
+        if (v == nullptr || *v == '\0') {
+            return active_kernels().i1_layout;
+        }
+        return std::strcmp(v, "0") == 0 ? layout::i2 : layout::i1;
+    }();
+    return chosen;
+}
 
 bool layout_for_type(ggml_type type, layout * out) {
     switch ((int) type) {
         case VECLUT_TYPE_I2_V: case GGML_TYPE_TQ2_0: *out = layout::i2; return true;
-        case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = layout::i1; return true;
+        case VECLUT_TYPE_I1_V: case GGML_TYPE_TQ1_0: *out = i1_layout(); return true;
         case VECLUT_TYPE_Q2_V: case GGML_TYPE_Q2_0:  *out = layout::q2; return true;
         case GGML_TYPE_Q1_0:  // 1 bit per weight where the kernels read bits (the dot path's bytes halve)
             *out = q2_kernels_for(active_kernels()).dot1 ? layout::q1 : layout::q2;
@@ -33,7 +48,8 @@ size_t packed_size(const ggml_tensor * t) {
     }
     const layout_info li = info_of(kind);
     const int64_t n = rows_of(t) * (t->ne[0] / li.block_k);
-    return align64(n * li.code_bytes) + n * li.scale_floats * sizeof(float);
+    const size_t row_scale = has_row_scale(kind) ? align64(rows_of(t) * sizeof(float)) : 0;
+    return align64(n * li.code_bytes) + row_scale + n * li.scale_floats * sizeof(float);
 }
 
 packed_weights packed_view(const ggml_tensor * t) {
@@ -41,8 +57,10 @@ packed_weights packed_view(const ggml_tensor * t) {
     layout_for_type(t->type, &w.kind);
     w.rows   = rows_of(t);
     w.blocks = t->ne[0] / info_of(w.kind).block_k;
-    w.codes  = (const uint8_t *) t->data;
-    w.scales = (const float *) ((const char *) t->data + align64(w.rows * w.blocks * info_of(w.kind).code_bytes));
+    const char * after_codes = (const char *) t->data + align64(w.rows * w.blocks * info_of(w.kind).code_bytes);
+    w.codes     = (const uint8_t *) t->data;
+    w.row_scale = has_row_scale(w.kind) ? (const float *) after_codes : nullptr;
+    w.scales    = (const float *) (after_codes + (has_row_scale(w.kind) ? align64(w.rows * sizeof(float)) : 0));
     return w;
 }
 
@@ -162,6 +180,16 @@ static void repack_q1_rows(ggml_tensor * t, const packed_weights & w, const void
     }
 }
 
+// The scale all n blocks share, bit for bit (so -0 and 0 differ), or NaN
+static float shared_scale(const float * s, int64_t n) {
+    for (int64_t b = 1; b < n; ++b) {
+        if (memcmp(&s[b], &s[0], sizeof(float)) != 0) {
+            return NAN;
+        }
+    }
+    return s[0];
+}
+
 void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows) {
     const packed_weights w = packed_view(t);
     if (w.kind == layout::q2) {
@@ -198,7 +226,19 @@ void repack_rows(ggml_tensor * t, const void * data, int64_t row0, int64_t nrows
             }
             scales[r * w.blocks + b] = GGML_FP16_TO_FP32(d);
         }
+        const_cast<float *>(w.row_scale)[r] = shared_scale(w.row_scales(r), w.blocks);
     }
 }
 
 }  // namespace veclut
+
+extern "C" const char * veclut_i1_layout(void) {
+    static const std::string text = [] {
+        const char * v = std::getenv("VECLUT_I1_COMPACT");
+        const std::string why = v != nullptr && *v != '\0' ? std::string("VECLUT_I1_COMPACT=") + v
+                                                          : std::string("the ") + veclut::active_kernels().name + " set's choice";
+        return (veclut::i1_layout() == veclut::layout::i1 ? "i1: 5 trits per byte, 1.625 bits per weight ("
+                                                           : "i2: 4 trits per byte, 2 bits per weight (") + why + ")";
+    }();
+    return text.c_str();
+}
