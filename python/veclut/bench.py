@@ -71,10 +71,11 @@ def _git_commit() -> str:
 
 def machine(profile: str) -> dict:
     info = subprocess.run([str(_bin(profile, "veclut-info"))], capture_output=True, text=True).stdout
-    kernels = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("active_kernel_set")), "?")
+    field = lambda key: next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith(key + ":")), "?")  # noqa: E731
+    kernels, i1_layout = field("active_kernel_set"), field("i1_layout")
     return {"cpu": cpuinfo.model_name(), **{f"cpu_{k}": v for k, v in cpuinfo.identity().items()},
             "cores": os.cpu_count(), "usable_cpus": usable_cpus(), "features": [k for k, v in cpuinfo.features().items() if v],
-            "flags": sorted(cpuinfo.flags()), "profile": profile, "kernels": kernels, "veclut_commit": _git_commit(),
+            "flags": sorted(cpuinfo.flags()), "profile": profile, "kernels": kernels, "i1_layout": i1_layout, "veclut_commit": _git_commit(),
             "llama_cpp_commit": load_upstream().llama_cpp_commit[:10], "date": time.strftime("%Y-%m-%d %H:%M")}
 
 

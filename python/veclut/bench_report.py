@@ -22,8 +22,9 @@ def _machine_lines(m: dict) -> list[str]:
              + (f"threads: {used}; " if used else "")
              + (f"read bandwidth {m['read_gbs']['gbs']:.1f} GB/s with {m['read_gbs']['threads']} threads; "
                 if m.get("read_gbs") else "")
-             + f"profile `{m['profile']}`, kernels `{m['kernels']}`; veclut {m['veclut_commit']}, "
-             f"llama.cpp {m['llama_cpp_commit']}; {m['date']}.", ""]
+             + f"profile `{m['profile']}`, kernels `{m['kernels']}`"
+             + (f" (I1_V / TQ1_0 held as {m['i1_layout']})" if m.get("i1_layout", "?") != "?" else "")
+             + f"; veclut {m['veclut_commit']}, llama.cpp {m['llama_cpp_commit']}; {m['date']}.", ""]
     if m.get("flags"):
         lines += ["<details><summary>CPU flags</summary>", "", " ".join(m["flags"]), "", "</details>", ""]
     return lines
