@@ -279,16 +279,16 @@ void dot(const packed_weights & w, int64_t row0, int64_t nrows, const block_q8_K
 }  // namespace
 
 const kernel_set * avx512_kernels() {
+    static const kernel_set set = [] {
 #if defined(__AVX512VBMI__) && defined(__AVX512VNNI__)
-    static const kernel_set set = {
-        "avx512", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
-    };
+        kernel_set k = {"avx512", TILE, LUT_MIN_N, dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare};
 #else
-    // without VBMI/VNNI the dot path is AVX2's (same prepared activations)
-    static const kernel_set set = {
-        "avx512", TILE, LUT_MIN_N, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare,
-    };
+        // without VBMI/VNNI the dot path is AVX2's (same prepared activations)
+        kernel_set k = {"avx512", TILE, LUT_MIN_N, x86::avx2_dot, build_tables, lut_accumulate, x86::prep_bytes, x86::prepare};
 #endif
+        k.quantize_q8_K = x86::quantize_q8_K;  // AVX2's: ggml's on x86 is the scalar reference
+        return k;
+    }();
     return &set;
 }
 
