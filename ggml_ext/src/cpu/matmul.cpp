@@ -60,9 +60,8 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     work_layout p;
     const q2_kernel_set & k2 = q2_kernels_for(k);
     const int lut_min_n2 = kind == layout::q1 ? k2.lut_min_n1 : k2.lut_min_n;
-    // the 2-bit interface's tables (64 or 128 KiB per 64 weights) keep to an eighth of L2: with
-    // half, the row sums streaming between K-steps evicted them (docs/q1_0.md)
-    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, kind, blocks, table_entries(k, kind), 16, 8)
+    // tables keep to an eighth of L2 (choose_tiles; for the 2-bit interface's see docs/q1_0.md)
+    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, kind, blocks, table_entries(k, kind))
                 : choose_tiles(k, kind, blocks);
     p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
     p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);
