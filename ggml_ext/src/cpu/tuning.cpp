@@ -49,7 +49,7 @@ tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64
     t.lut_min_n = (int) (o.lut_min_n > 0 ? o.lut_min_n : lut_min_n);
     // tables of kb blocks take about 1 / l2_share of L2, so the weights and row sums streaming past
     // do not evict them; an eighth, not a half: with 2 MiB of L2 a half held 3 I2_V blocks and
-    // prefill ran 8-20 % slower than with one (docs/speed-bounds.md, Xeon with AMX)
+    // prefill ran 5-18 % slower than with one (docs/speed-bounds.md, Xeon with AMX)
     const long per_block = (long) entries * tile_n * (long) sizeof(int16_t);
     const long fit = std::max(1L, o.l2 / l2_share / per_block);
     t.kb        = std::min<int64_t>(blocks, o.tile_kb > 0 ? o.tile_kb : fit);
