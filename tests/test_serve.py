@@ -6,6 +6,8 @@ import json
 import signal
 import socket
 import subprocess
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -257,7 +259,9 @@ def test_native_engine_survives_a_client_leaving_mid_stream(native_server):
     _disconnect_mid_stream(native_server)
 
 
-@pytest.mark.parametrize("case", ["too long", "wrong key", "malformed JSON", "huge prompt", "huge chat message"])
+@pytest.mark.parametrize("case", ["too long", "wrong key", "malformed JSON", "not an object", "huge prompt",
+                                  "huge chat message", "huge tokenize", "huge tokenize parts",
+                                  "malformed tokenize", "detokenize wrong type"])
 def test_native_engine_refuses_bad_requests_and_keeps_serving(native_server, case):
     headers = dict(native_server.headers, **{"Content-Type": "application/json"})
     path, body = "/v1/completions", {"prompt": "O Romeo, Romeo! " * 40, "max_tokens": 4}
@@ -268,19 +272,74 @@ def test_native_engine_refuses_bad_requests_and_keeps_serving(native_server, cas
         content = b'{"prompt": "ROMEO.'
     elif case == "huge prompt":  # 4 MiB: without patch 0011 tokenized for an hour before its 400
         content = json.dumps(dict(body, prompt="O Romeo, Romeo! " * (1 << 18))).encode()
+    elif case == "not an object":  # a JSON body of the wrong shape: upstream's json .at() throws
+        content = b'["ROMEO."]'
     elif case == "huge chat message":
         path = "/v1/chat/completions"
         content = json.dumps({"messages": [{"role": "user", "content": "O Romeo, Romeo! " * (1 << 18)}],
                               "max_tokens": 4}).encode()
+    elif case == "huge tokenize":  # /tokenize had no bound: 4 MiB held a core for an hour
+        path, content = "/tokenize", json.dumps({"content": "O Romeo, Romeo! " * (1 << 18)}).encode()
+    elif case == "huge tokenize parts":  # token ids and strings mixed, as tokenize_mixed takes them
+        path, content = "/tokenize", json.dumps({"content": [1, "O Romeo, Romeo! " * (1 << 18)]}).encode()
+    elif case == "malformed tokenize":
+        path, content = "/tokenize", b'{"content": "ROMEO.'
+    elif case == "detokenize wrong type":  # a value of the wrong type where a key is read with .at()
+        path, content = "/detokenize", json.dumps({"tokens": "ROMEO."}).encode()
     response = httpx.post(f"{native_server.base}{path}", content=content, headers=headers, timeout=60)
-    # llama-server answers malformed JSON with a 500 (upstream behaviour, see README)
-    expected = {"wrong key": {401}, "malformed JSON": {400, 500}}.get(case, {400})
-    assert response.status_code in expected, response.text
+    # patch 0013: upstream answers a body that is not JSON, or JSON of the wrong shape, with a 500
+    assert response.status_code == (401 if case == "wrong key" else 400), response.text
+    if case not in ("wrong key", "too long"):
+        assert response.json()["error"]["type"] == "invalid_request_error"
+    if case in ("malformed JSON", "malformed tokenize", "detokenize wrong type"):
+        assert "the request body is not a valid JSON request" in response.json()["error"]["message"]
     if case.startswith("huge"):  # refused by its size, before it was tokenized
         assert "bytes, more than the 16384 this server takes" in response.json()["error"]["message"]
     assert native_server.alive()
     with native_server.client() as client:
         assert _complete(client, prompt="ROMEO.\n")["choices"][0]["finish_reason"] == "length"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_ends_the_native_engine_under_load(models, sig):
+    """llama-server (exec'd by `veclut serve`) must end within seconds of a stop signal while
+    clients keep streaming answers into all its slots. Without patch 0014 it waited for every
+    client to give up (still running after 30 s); with it, about a second, each request still
+    waiting answered with a 503."""
+    server = Server(models["I2_V"], "--engine", "native", "--parallel", "4", "--threads", "2", keepalive=False)
+    stop, streamed = threading.Event(), []
+
+    def client_work(i: int) -> None:
+        with server.client(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    with client.stream("POST", "/v1/completions", json={"prompt": f"KING {i}.\n", "max_tokens": 200,
+                                                                        "stream": True, "seed": i}) as response:
+                        for line in response.iter_lines():
+                            streamed.append(line)
+                except httpx.HTTPError:
+                    return  # the server went away mid-request: expected once it stops
+
+    pool = ThreadPoolExecutor(6)
+    try:
+        for i in range(6):
+            pool.submit(client_work, i)
+        deadline = time.monotonic() + 60
+        while len(streamed) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(streamed) >= 100, f"the clients were streaming before the signal:\n{server.output()[-2000:]}"
+        server.proc.send_signal(sig)
+        try:
+            code = server.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"llama-server was still running 30 s after {sig.name} with 6 clients streaming")
+        assert code in (0, -sig, 128 + sig), server.output()[-2000:]
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"{server.base}/health", timeout=5)
+    finally:
+        stop.set()
+        server.stop()
+        pool.shutdown()
 
 
 # -- bad model files: one sentence, non-zero exit, nothing started ------------------------------
