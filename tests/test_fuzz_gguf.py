@@ -144,8 +144,8 @@ def _answer(child, seconds: float) -> str | None:
 def test_damaged_models_load_or_are_refused_by_the_patched_library(native_build, quantized, tmp_path, request):
     """A damaged I2_V model (the fixture model) through llama-cpp-python: loads and runs a token, or
     is refused with an exception; the library must neither crash nor hang. 2,000 cases per run
-    (20,000 with --full, which still finds 12 aborts: GGML_ASSERTs in upstream's hyper-parameter
-    and graph checks, e.g. an unknown RoPE scaling type, a layer count out of range; issue 16)."""
+    (20,000 with --full; before patch 0015 that run found 12 aborts, GGML_ASSERTs in upstream's
+    hyper-parameter and graph checks, now refusals: see the test below)."""
     import gguf
 
     cases = 20000 if request.config.getoption("--full") else 2000
@@ -182,3 +182,40 @@ def test_damaged_models_load_or_are_refused_by_the_patched_library(native_build,
           ", ".join(f"{k} {o}: {n}" for (k, o), n in sorted(outcomes.items())), file=sys.__stdout__)
     assert not failures, f"{len(failures)} of {cases} cases failed; first: {failures[0]}"
     assert sum(n for (_, o), n in outcomes.items() if o == "loaded") > 0, "some damage leaves a model that runs"
+
+
+def _with_value(data: bytes, key: str, value: bytes) -> bytes:
+    """data with the value of metadata key `key` overwritten by `value` (same length): a GGUF KV is
+    the key as a u64-length string, a u32 value type, then the value (a string: u64 length + bytes)."""
+    name = len(key).to_bytes(8, "little") + key.encode()
+    at = data.index(name) + len(name) + 4
+    if int.from_bytes(data[at - 4:at], "little") == 8:  # GGUF_TYPE_STRING
+        at += 8
+    return data[:at] + value + data[at + len(value):]
+
+
+# the damages the --full run found aborting the process before patch 0015, one of each kind
+HYPERPARAMETER_DAMAGE = {
+    "unknown RoPE scaling type": ("bitnet.rope.scaling.type", b"linaar"),
+    "no layers": ("bitnet.block_count", (0).to_bytes(4, "little")),
+    "too many layers": ("bitnet.block_count", (1048580).to_bytes(4, "little")),
+    "head count not dividing the width": ("bitnet.attention.head_count", (68).to_bytes(4, "little")),
+    "key length 0": ("bitnet.attention.key_length", (0).to_bytes(4, "little")),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(HYPERPARAMETER_DAMAGE))
+def test_damaged_hyperparameters_are_refused_not_an_abort(native_build, quantized, tmp_path, damage):
+    key, value = HYPERPARAMETER_DAMAGE[damage]
+    src = tmp_path / "damaged.gguf"
+    src.write_bytes(_with_value(quantized("I2_V").read_bytes(), key, value))
+    child = _load_child(tmp_path)
+    try:
+        child.stdin.write(f"{src}\n")
+        line = _answer(child, 120)
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+    log = (tmp_path / "load-stderr.log").read_text(errors="replace")
+    assert line == "refused ValueError", f"{damage}: the library answered {line!r} (exit {child.returncode}):\n{log[-1500:]}"
+    assert "invalid hyper-parameters" in log or "has wrong shape" in log, log[-1500:]
