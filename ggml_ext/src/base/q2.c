@@ -126,7 +126,7 @@ static void quantize_block(const float * x, const float * w, veclut_block_q2_v *
     struct best bst;
     bst.d = fp16_round(amax);
     bst.o = -1.0f;
-    bst.err = INFINITY;
+    bst.err = HUGE_VAL;
     memset(bst.q, 1, QK);  // kept only if no candidate is finite (an fp16 overflow)
 
     // upstream Q2_0's levels, then refined from their assignment

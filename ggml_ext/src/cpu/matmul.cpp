@@ -61,7 +61,7 @@ work_layout plan(const kernel_set & k, const ggml_tensor * op, int nth) {
     const q2_kernel_set & k2 = q2_kernels_for(k);
     const int lut_min_n2 = kind == layout::q1 ? k2.lut_min_n1 : k2.lut_min_n;
     // tables keep to an eighth of L2 (choose_tiles; for the 2-bit interface's see docs/q1_0.md)
-    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, kind, blocks, table_entries(k, kind))
+    p.t    = q2 ? choose_tiles(k2.tile_n, lut_min_n2, blocks, table_entries(k, kind))
                 : choose_tiles(k, kind, blocks);
     p.act_type   = q2 ? GGML_TYPE_Q8_0 : GGML_TYPE_Q8_K;
     p.act_row    = ggml_row_size(p.act_type, src0->ne[0]);

@@ -38,10 +38,10 @@ static const overrides & settings() {
 }
 
 tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks) {
-    return choose_tiles(k.tile_n, k.lut_min_n, kind, blocks, table_entries(k, kind), k.lut_rows);
+    return choose_tiles(k.tile_n, k.lut_min_n, blocks, table_entries(k, kind), k.lut_rows);
 }
 
-tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t entries, int64_t lut_rows,
+tiles choose_tiles(int tile_n, int lut_min_n, int64_t blocks, int64_t entries, int64_t lut_rows,
                    int l2_share) {
     tiles t;
     t.tile_n    = tile_n;

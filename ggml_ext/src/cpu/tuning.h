@@ -23,7 +23,7 @@ tiles choose_tiles(const kernel_set & k, layout kind, int64_t blocks);
 // the same for a kernel set of another interface (the 2-bit one: kernels_q2.h)
 // (entries: table entries per block, as table_entries in kernels.h counts them; the tables of
 // one step take at most 1 / l2_share of L2, at least one block)
-tiles choose_tiles(int tile_n, int lut_min_n, layout kind, int64_t blocks, int64_t entries, int64_t lut_rows = 16,
+tiles choose_tiles(int tile_n, int lut_min_n, int64_t blocks, int64_t entries, int64_t lut_rows = 16,
                    int l2_share = 8);
 
 }  // namespace veclut
