@@ -13,7 +13,7 @@ from rich.table import Table
 
 from . import atomic, cpuinfo, junit, ui
 from .attention import LIMIT as ATTENTION_LIMIT, run_attention
-from .config import UPSTREAM_KERNELS as UPSTREAM, load_profile
+from .config import UPSTREAM_KERNELS as UPSTREAM, load_profile, profile_files
 from .errors import VeclutError
 from .logits import compare
 from .matrix import load_matrix, run_matrix
@@ -22,7 +22,6 @@ from .paths import profile_build_dir, project_root
 LIMITS = {"KLD": 2e-4, "same top token": 0.99, "|PPL ratio - 1|": 1e-3}
 CHUNKS = ("--chunks", "24")
 FIXTURE = Path("fixtures/bitnet-shakespeare")
-EMULATED_PROFILES = ("arm64", "arm64-nodot")
 
 
 def _built(name: str):
@@ -132,7 +131,8 @@ def run(profile: str, quick: bool, models: list[Path], text: Path | None, json_o
     _, bin_dir = _built(profile)
     _validate_inputs(bin_dir, profile, models, text, fixture)
     rows = kernel_rows(profile, quick)
-    for emulated in EMULATED_PROFILES:  # cross-compiled profiles run under qemu-user once built
+    emulated_profiles = [name for name in profile_files() if not load_profile(name).host_runnable]
+    for emulated in emulated_profiles:  # cross-compiled profiles run under qemu-user once built
         if emulated != profile and (profile_build_dir(emulated) / "bin" / "test-veclut").exists():
             rows += kernel_rows(emulated, quick)
     if models or fixture:

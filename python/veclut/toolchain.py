@@ -16,6 +16,7 @@ BUILD_TOOLS = {
 OPTIONAL_TOOLS = {
     "ccache": ("ccache", "faster rebuilds"),
     "aarch64-linux-gnu-g++": ("g++-aarch64-linux-gnu", "the arm64 profile"),
+    "clang-19": ("clang-19", "the arm64-portable profile"),
     "qemu-aarch64": ("qemu-user", "running arm64 tests"),
 }
 
