@@ -55,6 +55,11 @@ def info_fields(stdout: str) -> dict[str, str]:
     return dict(line.split(": ", 1) for line in stdout.splitlines() if ": " in line)
 
 
+def variant_scores(fields: dict[str, str]) -> dict[str, int]:
+    """veclut-info's `cpu_variant_scores` (a portable build): variant -> ggml's score on this CPU."""
+    return {name: int(score) for name, score in (item.split("=") for item in fields["cpu_variant_scores"].split())}
+
+
 def qemu_x86() -> list[str]:
     """qemu-user for x86-64, to run a build on one of its older CPU models (`-cpu Nehalem`)."""
     import shutil

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import info_fields, qemu_x86, run_veclut
+from conftest import info_fields, qemu_x86, run_veclut, variant_scores
 from serving import Server
 from veclut import cpuinfo
 from veclut.matrix import load_matrix, run_matrix
@@ -50,10 +50,6 @@ def _info(result, prefix=()) -> dict[str, str]:
     return info_fields(info.stdout)
 
 
-def _scores(fields: dict[str, str]) -> dict[str, int]:
-    return {name: int(score) for name, score in (item.split("=") for item in fields["cpu_variant_scores"].split())}
-
-
 def _kernel_sets_in(library) -> str:
     """The kernel sets compiled into one CPU library, read from its symbol table (the ternary and
     2-bit set objects the run-time choice picks among), so also for libraries this CPU cannot load."""
@@ -76,7 +72,7 @@ def test_every_variant_is_built_with_veclut(portable):
 
 def test_this_cpu_gets_the_best_variant_and_kernel_set(portable):
     f = _info(portable)
-    scores = _scores(f)
+    scores = variant_scores(f)
     assert set(scores) == set(VARIANT_KERNEL_SETS)
     assert f["cpu_variant"] == max(scores, key=scores.get) and scores[f["cpu_variant"]] > 0, f
     assert f["kernel_sets_compiled"] == VARIANT_KERNEL_SETS[f["cpu_variant"]]
@@ -93,7 +89,7 @@ def test_older_cpu_gets_its_variant_and_kernel_set(portable, cpu, variant, kerne
     assert f["cpu_variant"] == variant, f
     assert f["kernel_sets_compiled"] == VARIANT_KERNEL_SETS[variant]
     assert f["active_kernel_set"] == kernels
-    scores = _scores(f)
+    scores = variant_scores(f)
     assert scores[variant] == max(scores.values()) > 0
     assert all(scores[v] == 0 for v, sets in VARIANT_KERNEL_SETS.items() if "avx512" in sets), scores
 

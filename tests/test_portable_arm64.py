@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import info_fields
+from conftest import info_fields, variant_scores
 from veclut.matrix import load_matrix, run_matrix
 
 pytestmark = pytest.mark.build
@@ -49,10 +49,6 @@ def _info(result, cpu: str) -> dict[str, str]:
     return info_fields(info.stdout)
 
 
-def _scores(fields: dict[str, str]) -> dict[str, int]:
-    return {name: int(score) for name, score in (item.split("=") for item in fields["cpu_variant_scores"].split())}
-
-
 def _binutil(name: str) -> str:
     path = shutil.which(f"aarch64-linux-gnu-{name}")
     assert path, f"aarch64-linux-gnu-{name} comes with g++-aarch64-linux-gnu, a required tool of the profile"
@@ -88,7 +84,7 @@ def test_the_plain_armv8_variant_has_no_dot_product_instruction(arm_portable):
 @pytest.mark.parametrize("cpu, variant", ARM_CPUS)
 def test_arm_cpu_gets_its_variant_and_kernel_set(arm_portable, cpu, variant):
     f = _info(arm_portable, cpu)
-    scores = _scores(f)
+    scores = variant_scores(f)
     assert set(scores) == set(ARM_VARIANT_DOTPROD)
     assert f["cpu_variant"] == variant and scores[variant] == max(scores.values()) > 0, f
     assert f["active_kernel_set"] == "neon" and f["kernel_sets_compiled"] == "neon,scalar", f
